@@ -1,0 +1,89 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+storage_option = click.option(
+    "--storage",
+    envvar="TUNEKIT_STORAGE",
+    default=None,
+    metavar="URL",
+    help="Optuna/SQLAlchemy storage URL [env TUNEKIT_STORAGE; default sqlite:///tunekit.db here].",
+)
+
+
+def study_option(required: bool) -> Callable:
+    return click.option(
+        "--study",
+        "study_name",
+        required=required,
+        metavar="NAME",
+        help="Study name" + ("." if required else " [default: the script's file stem]."),
+    )
+
+
+def script_options(fn: Callable) -> Callable:
+    """--model/--data/--model-arg/--data-arg: how to build the script's classes."""
+    for decorator in reversed(
+        [
+            click.option(
+                "--model",
+                default=None,
+                metavar="CLASS",
+                help="LightningModule class (when the script defines several).",
+            ),
+            click.option(
+                "--data",
+                default=None,
+                metavar="CLASS",
+                help="LightningDataModule class (when the script defines several).",
+            ),
+            click.option(
+                "--model-arg",
+                "model_args",
+                multiple=True,
+                metavar="K=V",
+                help="Constructor argument of the module (repeatable).",
+            ),
+            click.option(
+                "--data-arg",
+                "data_args",
+                multiple=True,
+                metavar="K=V",
+                help="Constructor argument of the DataModule (repeatable).",
+            ),
+        ]
+    ):
+        fn = decorator(fn)
+    return fn
+
+
+def storage_flag(url: str) -> str:
+    """``--storage URL`` to repeat in a suggested command, or nothing for the default."""
+    from tunekit.storage import DEFAULT_STORAGE
+
+    return "" if url == DEFAULT_STORAGE else f" --storage {url}"
+
+
+def given_options(ctx: click.Context) -> set[str]:
+    """The options the user typed (or set through the environment), as ``--name`` strings."""
+    given = set()
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT):
+            given.update(o for o in param.opts if o.startswith("--"))
+    return given
+
+
+def console(**kwargs: Any) -> Any:
+    """A rich console; off a terminal (CI, pipes) it is wide enough that tables are not cut."""
+    from rich.console import Console
+
+    out = Console(**kwargs)
+    if not out.is_terminal and "width" not in kwargs:
+        out = Console(width=160, **kwargs)
+    return out

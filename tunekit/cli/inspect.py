@@ -1,0 +1,102 @@
+"""``tunekit studies`` and ``tunekit show``."""
+
+from __future__ import annotations
+
+import click
+
+from tunekit.cli._options import console, storage_flag, storage_option, study_option
+
+
+@click.command()
+@storage_option
+def studies(storage: str | None) -> None:
+    """List the studies in the storage with their trial counts and best values."""
+    import optuna
+    from rich.table import Table
+
+    from tunekit.storage import open_storage, resolve_url
+    from tunekit.study import SETTINGS_ATTR, best_trial, state_counts
+
+    url = resolve_url(storage)
+    store = open_storage(url)
+    table = Table(title=f"studies in {url}")
+    for col in ("study", "script", "metric", "complete", "pruned", "failed", "running", "best"):
+        table.add_column(col)
+    for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
+        study = optuna.load_study(study_name=summary.study_name, storage=store)
+        settings = study.user_attrs.get(SETTINGS_ATTR, {})
+        counts = state_counts(study.get_trials(deepcopy=False))
+        best = best_trial(study)
+        table.add_row(
+            study.study_name,
+            settings.get("script", {}).get("path", "-"),
+            settings.get("metric", "-"),
+            str(counts["COMPLETE"]),
+            str(counts["PRUNED"]),
+            str(counts["FAIL"]),
+            str(counts["RUNNING"]),
+            f"{best.value:.4g} (trial {best.number})" if best else "-",
+        )
+    console().print(table)
+
+
+@click.command()
+@study_option(required=True)
+@storage_option
+@click.option(
+    "--trial", "trial_number", type=int, default=None, help="Show one trial in full: recipe, reason, traceback."
+)
+def show(study_name: str, storage: str | None, trial_number: int | None) -> None:
+    """Show a study's trials with states and reasons, and its best recipe."""
+    from rich.syntax import Syntax
+
+    from tunekit.errors import BadInput
+    from tunekit.progress import summary_table
+    from tunekit.recipes import Recipe
+    from tunekit.storage import open_storage, resolve_url
+    from tunekit.study import ORIGIN_ATTR, TRACEBACK_ATTR, best_trial, open_study, reason_of, recipe_of, state_counts
+
+    url = resolve_url(storage)
+    study, settings = open_study(open_storage(url), study_name)
+    out = console()
+    trials = study.get_trials(deepcopy=False)
+    if trial_number is not None:
+        match = [t for t in trials if t.number == trial_number]
+        if not match:
+            raise BadInput(f"study '{study_name}' has no trial {trial_number}; it has trials 0-{len(trials) - 1}.")
+        t = match[0]
+        out.print(
+            f"trial {t.number}: {t.state.name}" + (f", {settings.metric}={t.value:.6g}" if t.value is not None else "")
+        )
+        if t.user_attrs.get(ORIGIN_ATTR):
+            out.print(f"origin: {t.user_attrs[ORIGIN_ATTR]}")
+        if reason_of(t):
+            out.print(f"reason: {reason_of(t)}")
+        if t.intermediate_values:
+            out.print(
+                "validation: " + ", ".join(f"step {s}: {v:.4g}" for s, v in sorted(t.intermediate_values.items()))
+            )
+        if recipe_of(t):
+            out.print(Syntax(Recipe.from_dict(recipe_of(t)).to_yaml(), "yaml"))
+        if t.user_attrs.get(TRACEBACK_ATTR):
+            out.print(t.user_attrs[TRACEBACK_ATTR], markup=False, highlight=False)
+        return
+    counts = state_counts(trials)
+    out.print(
+        f"Study [bold]{study_name}[/]: script {settings.script.path}, {settings.space.max_steps} steps per trial, "
+        f"{settings.metric} ({settings.direction}), prior {settings.prior.get('law')}.",
+        highlight=False,
+    )
+    out.print(summary_table(study, settings.metric))
+    out.print(", ".join(f"{k.lower()} {v}" for k, v in counts.items() if v), highlight=False)
+    best = best_trial(study)
+    if best is not None:
+        out.print(
+            f"Best: trial {best.number}, {settings.metric}={best.value:.6g}. "
+            f"Export it: tunekit export --study {study_name}{storage_flag(url)} -o {study_name}.yaml",
+            highlight=False,
+        )
+    out.print(
+        f"Details of one trial (traceback included): tunekit show --study {study_name}{storage_flag(url)} --trial N",
+        highlight=False,
+    )

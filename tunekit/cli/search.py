@@ -1,0 +1,231 @@
+"""``tunekit search`` and ``tunekit resume``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tunekit.cli._options import console, given_options, script_options, storage_flag, storage_option, study_option
+
+DEFAULT_TRIALS = 20
+DEFAULT_MAX_STEPS = 200
+
+
+@click.command()
+@click.argument("script", type=click.Path(dir_okay=False, path_type=Path))
+@study_option(required=False)
+@storage_option
+@click.option(
+    "--trials", type=click.IntRange(min=1), default=None, help=f"Trials to add to the study [default {DEFAULT_TRIALS}]."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Stop starting new trials after this long.",
+)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_STEPS,
+    show_default=True,
+    help="Optimizer steps per trial (the budget).",
+)
+@click.option(
+    "--optimizers",
+    default=None,
+    metavar="A,B,...",
+    help="Optimizer families to search [default: all; see tunekit optimizers].",
+)
+@click.option(
+    "--schedules", default=None, metavar="A,B,...", help="LR schedules to search [default: all; see tunekit schedules]."
+)
+@click.option(
+    "--metric",
+    default="val_loss",
+    show_default=True,
+    help="Logged metric to optimize (its value at the end of training).",
+)
+@click.option("--direction", type=click.Choice(["minimize", "maximize"]), default="minimize", show_default=True)
+@click.option(
+    "--prior",
+    default="default",
+    show_default=True,
+    help="Where LR ranges are centred: default or none (plain wide ranges).",
+)
+@click.option(
+    "--space",
+    "space_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file overriding parameter ranges ({low, high, log} or {choices}).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of every trial's training and of the sampler."
+)
+@click.option(
+    "--evaluations",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Validations per trial (reported for pruning).",
+)
+@click.option("--accelerator", default="auto", show_default=True, help="Lightning accelerator (cpu, gpu, auto).")
+@script_options
+@click.pass_context
+def search(
+    ctx: click.Context,
+    script: Path,
+    study_name: str | None,
+    storage: str | None,
+    trials: int | None,
+    timeout: float | None,
+    max_steps: int,
+    optimizers: str | None,
+    schedules: str | None,
+    metric: str,
+    direction: str,
+    prior: str,
+    space_file: Path | None,
+    seed: int,
+    evaluations: int,
+    accelerator: str,
+    model: str | None,
+    data: str | None,
+    model_args: tuple,
+    data_args: tuple,
+) -> None:
+    """Run (or continue) a study on SCRIPT, a Python file with a LightningModule."""
+    from tunekit.priors import make_prior
+    from tunekit.search_spaces.space import (
+        SearchSpace,
+        SpaceConfig,
+        default_optimizers,
+        default_schedules,
+        load_space_file,
+        parse_names,
+    )
+    from tunekit.storage import open_storage, resolve_url
+    from tunekit.study import StudySettings, create_or_continue
+    from tunekit.training.script import ScriptSpec, load_script, parse_assignments
+
+    spec = ScriptSpec(
+        str(script.resolve()),
+        model,
+        data,
+        parse_assignments(model_args, "--model-arg"),
+        parse_assignments(data_args, "--data-arg"),
+    )
+    optimizer_names = parse_names(optimizers, "optimizers") or default_optimizers()
+    schedule_names = parse_names(schedules, "schedules") or default_schedules()
+    overrides = load_space_file(space_file) if space_file else {}
+    loaded = load_script(spec)
+    batch = loaded.default_batch_size
+    chosen_prior = make_prior(prior, loaded, max_steps, batch)
+    config = SpaceConfig(
+        optimizers=optimizer_names,
+        schedules=schedule_names,
+        centre_lr=chosen_prior.centre_lr,
+        max_steps=max_steps,
+        span_scale=chosen_prior.span_scale,
+        batch_sizes=_batch_choices(batch),
+        overrides=overrides,
+        seed=seed,
+        evaluations=evaluations,
+    )
+    SearchSpace(config)  # validates the space before anything is written
+    settings = StudySettings(spec, metric, direction, config, chosen_prior.record)
+    name = study_name or script.stem
+    url = resolve_url(storage)
+    store = open_storage(url)
+    from tunekit.training.fit import check_script
+
+    check_script(loaded, metric, batch)
+    study, settings = create_or_continue(store, name, settings, given_options(ctx))
+    _run(store, study, settings, url, trials or DEFAULT_TRIALS, timeout, accelerator)
+
+
+@click.command()
+@study_option(required=True)
+@storage_option
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run this many more trials instead of finishing the stored target.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Stop starting new trials after this long.",
+)
+@click.option("--accelerator", default="auto", show_default=True, help="Lightning accelerator (cpu, gpu, auto).")
+def resume(study_name: str, storage: str | None, trials: int | None, timeout: float | None, accelerator: str) -> None:
+    """Continue a study from the settings stored in its database."""
+    from tunekit.errors import BadInput
+    from tunekit.search import remaining_trials
+    from tunekit.storage import open_storage, resolve_url
+    from tunekit.study import open_study
+
+    url = resolve_url(storage)
+    store = open_storage(url)
+    study, settings = open_study(store, study_name)
+    if not Path(settings.script.path).is_file():
+        raise BadInput(
+            f"the study's script '{settings.script.path}' no longer exists; put it back or run tunekit search on its new path with --study {study_name}."
+        )
+    if trials is None:
+        trials = remaining_trials(study, settings)
+        if trials == 0:
+            console().print(
+                f"Study '{study_name}' already has its {settings.target_trials} trials; add more with --trials N."
+            )
+            return
+    _run(store, study, settings, url, trials, timeout, accelerator)
+
+
+def _batch_choices(default: int | None) -> list[int] | None:
+    """Batch sizes to search when the DataModule takes one: half, same and double its default."""
+    if default is None:
+        return None
+    return sorted({max(1, default // 2), default, default * 2})
+
+
+def _run(
+    store: object, study: object, settings: object, url: str, n_trials: int, timeout: float | None, accelerator: str
+) -> None:
+    from tunekit.interrupts import exit_code_for_interrupt
+    from tunekit.progress import SearchView, summary_table
+    from tunekit.search import run_search
+    from tunekit.study import counts_toward_target
+    from tunekit.training.script import load_script
+
+    done = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
+    settings.target_trials = done + n_trials
+    settings.save(study)
+    out = console()
+    out.print(
+        f"Study [bold]{study.study_name}[/] in {url}: {n_trials} trial(s) of {settings.space.max_steps} steps, "
+        f"optimizing {settings.metric} ({settings.direction}).",
+        highlight=False,
+    )
+    loaded = load_script(settings.script)
+    view = SearchView(out, study, settings.metric, settings.target_trials)
+    outcome = run_search(
+        store, study, settings, loaded, n_trials=n_trials, timeout=timeout, view=view, accelerator=accelerator
+    )
+    out.print(summary_table(study, settings.metric, limit=5))
+    flag = storage_flag(url)
+    if outcome.interrupted:
+        out.print(
+            f"[yellow]Interrupted.[/] Resume with: tunekit resume --study {study.study_name}{flag}", highlight=False
+        )
+        raise SystemExit(exit_code_for_interrupt())
+    out.print(
+        f"Export the best recipe: tunekit export --study {study.study_name}{flag} -o {study.study_name}.yaml",
+        highlight=False,
+    )

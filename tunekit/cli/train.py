@@ -1,0 +1,70 @@
+"""``tunekit train``: one run with a recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tunekit.cli._options import console, script_options
+
+
+@click.command()
+@click.argument("recipe_path", metavar="RECIPE", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("script", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--metric", default=None, help="Metric to report [default: the recipe's, else val_loss].")
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Override the recipe's budget (schedules scale with it).",
+)
+@click.option("--seed", type=int, default=None, help="Override the recipe's seed.")
+@click.option("--accelerator", default="auto", show_default=True, help="Lightning accelerator (cpu, gpu, auto).")
+@script_options
+def train(
+    recipe_path: Path,
+    script: Path,
+    metric: str | None,
+    max_steps: int | None,
+    seed: int | None,
+    accelerator: str,
+    model: str | None,
+    data: str | None,
+    model_args: tuple,
+    data_args: tuple,
+) -> None:
+    """Train SCRIPT's module once with RECIPE and print the metric at the end."""
+    from tunekit.recipes import load_recipe
+    from tunekit.training.fit import run_fit
+    from tunekit.training.script import ScriptSpec, load_script, parse_assignments
+
+    recipe = load_recipe(recipe_path)
+    if max_steps is not None:
+        recipe.training["max_steps"] = max_steps
+    if seed is not None:
+        recipe.training["seed"] = seed
+    metric = metric or (recipe.result or {}).get("metric") or "val_loss"
+    spec = ScriptSpec(
+        str(script.resolve()),
+        model,
+        data,
+        parse_assignments(model_args, "--model-arg"),
+        parse_assignments(data_args, "--data-arg"),
+    )
+    loaded = load_script(spec)
+    out = console()
+    opt, sched = recipe.optimizer, recipe.schedule
+    out.print(
+        f"Training {script} with {opt['name']} (lr {opt['lr']:.3g}) and schedule {sched['name']} "
+        f"for {recipe.training['max_steps']} steps.",
+        highlight=False,
+    )
+    with out.status("training..."):
+        result = run_fit(recipe, loaded, metric, accelerator=accelerator)
+    line = f"{metric} = {result.value:.6g} after {result.steps} steps ({result.seconds:.1f}s)"
+    expected = (recipe.result or {}).get("value")
+    same_run = max_steps is None and seed is None and expected is not None
+    if same_run:
+        line += f"; the recipe's trial had {expected:.6g} (difference {result.value - expected:+.2e})"
+    click.echo(line)

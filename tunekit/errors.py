@@ -1,0 +1,25 @@
+"""The two kinds of error tunekit reports to a user.
+
+The CLI turns ``BadInput`` into exit code 2 and ``RunFailure`` into exit code 1, each printed as the
+one sentence it carries. Messages name the problem and the fix.
+"""
+
+from __future__ import annotations
+
+
+class TunekitError(Exception):
+    """Base class; ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class BadInput(TunekitError):
+    """The user's input (script, option, file, URL, study name) cannot be used."""
+
+    exit_code = 2
+
+
+class RunFailure(TunekitError):
+    """Something failed while running (for example every trial failed the same way)."""
+
+    exit_code = 1

@@ -1,0 +1,174 @@
+"""The optimizer-family registry.
+
+A family is a frozen description (timm's ``_optim_factory`` style): the implementation it uses,
+every hyperparameter it accepts with its default and source, which ones are searched, how its
+learning rate relates to the centre LR that the scaling-law prior supplies, its parameter-grouping
+rule, and what it needs from the training loop. The built-in families are registered in
+``optimizer_families.py``. Nothing here imports torch: ``tunekit optimizers`` stays instant.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunekit.errors import BadInput
+from tunekit.search_spaces.params import FloatRange, Param
+
+BETA_KEYS = ("beta1", "beta2", "beta3")
+
+
+@dataclass(frozen=True)
+class LRRange:
+    """How one learning-rate hyperparameter is searched.
+
+    The centre is ``centre_lr * ratio``, where ``centre_lr`` is the AdamW learning rate the prior
+    predicts for this model and budget, or ``absolute`` when the family lives on its own scale
+    (Muon's orthogonalised update). The range is ``[centre / span, centre * span]`` on a log scale;
+    the space builder may widen ``span`` (``--prior none``).
+    """
+
+    ratio: float = 1.0
+    span: float = 10.0
+    absolute: float | None = None
+
+    def centre(self, centre_lr: float) -> float:
+        return self.absolute if self.absolute is not None else centre_lr * self.ratio
+
+    def range(self, centre_lr: float, span_scale: float = 1.0) -> FloatRange:
+        c, s = self.centre(centre_lr), self.span * span_scale
+        return FloatRange(c / s, c * s, log=True)
+
+
+@dataclass(frozen=True)
+class OptimizerFamily:
+    """One optimizer family.
+
+    Attributes:
+        name: registry key, used in recipes and on the command line.
+        description: one line for ``tunekit optimizers``.
+        implementation: dotted path of the optimizer class, imported only when built.
+        source: where the defaults come from (paper or reference code).
+        defaults: every hyperparameter the family accepts, with its default. A recipe may set
+            only these; anything else is rejected.
+        lr_params: the learning-rate hyperparameters and how each is centred (see ``LRRange``).
+        space: the other searched hyperparameters. ``beta1``/``beta2``/``beta3`` are folded into
+            the ``betas`` tuple.
+        grouping: name of the parameter-grouping rule in ``param_groups.RULES``.
+        schedule_free: the optimizer owns warmup and averaging: the schedule is ``none``, its
+            ``warmup_steps`` is set at build time from the schedule's ``warmup_fraction`` (so it
+            scales with the budget like every other warmup), and it must be switched with
+            ``.train()``/``.eval()`` wherever the model is.
+        fixed: keyword arguments always passed to the class and not exposed (e.g. nesterov).
+    """
+
+    name: str
+    description: str
+    implementation: str
+    source: str
+    defaults: Mapping[str, Any]
+    lr_params: Mapping[str, LRRange] = field(default_factory=lambda: {"lr": LRRange()})
+    space: Mapping[str, Param] = field(default_factory=dict)
+    grouping: str = "decay_matrices"
+    schedule_free: bool = False
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        accepted = set(self.defaults) | set(BETA_KEYS if "betas" in self.defaults else ())
+        unknown = (set(self.space) | set(self.lr_params)) - accepted
+        if unknown:
+            raise ValueError(f"family {self.name}: searched {sorted(unknown)} not in its defaults")
+
+    @property
+    def lr_ratio(self) -> float | None:
+        """The main LR relative to AdamW's, or None when it is on its own scale."""
+        main = self.lr_params.get("lr", LRRange())
+        return None if main.absolute is not None else main.ratio
+
+    def resolve(self, values: Mapping[str, Any]) -> dict:
+        """Full hyperparameters: defaults overridden by ``values`` (betas folded).
+
+        Raises:
+            BadInput: a key the family does not accept; the message lists the valid ones.
+        """
+        hparams = {k: list(v) if isinstance(v, tuple) else v for k, v in self.defaults.items()}
+        for key, value in values.items():
+            if key in BETA_KEYS and "betas" in hparams:
+                index = BETA_KEYS.index(key)
+                if index >= len(hparams["betas"]):
+                    raise BadInput(
+                        f"optimizer '{self.name}' has {len(hparams['betas'])} betas; '{key}' does not exist."
+                    )
+                _check_type(self.name, key, value, hparams["betas"][index])
+                hparams["betas"][index] = value
+            elif key in hparams:
+                _check_type(self.name, key, value, hparams[key])
+                hparams[key] = list(value) if isinstance(value, tuple) else value
+            else:
+                raise BadInput(
+                    f"optimizer '{self.name}' has no hyperparameter '{key}'; valid: {', '.join(sorted(hparams))}."
+                )
+        return hparams
+
+    def optimizer_class(self) -> Callable:
+        module, _, attr = self.implementation.rpartition(".")
+        return getattr(importlib.import_module(module), attr)
+
+    def create(self, param_groups: list[dict], hparams: Mapping[str, Any]) -> Any:
+        """Instantiate the optimizer over ``param_groups`` (already split by ``grouping``)."""
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}
+        return self.optimizer_class()(param_groups, **kwargs, **self.fixed)
+
+
+def _check_type(family: str, key: str, value: Any, default: Any) -> None:
+    """A value must have its default's kind: a number for a number, a list of the same length, ..."""
+    if isinstance(default, bool) or isinstance(default, str):
+        ok = type(value) is type(default)
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
+            ok = value.is_integer()
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, (list, tuple)) and len(value) == len(default)
+        if ok:
+            for v, d in zip(value, default, strict=True):
+                _check_type(family, key, v, d)
+    else:
+        ok = True
+    if not ok:
+        raise BadInput(f"optimizer '{family}': {key} must be like its default {default!r}, got {value!r}.")
+
+
+_REGISTRY: dict[str, OptimizerFamily] = {}
+
+
+def register(family: OptimizerFamily) -> OptimizerFamily:
+    """Add a family; a second family with the same name is a programming error."""
+    if family.name in _REGISTRY:
+        raise ValueError(f"optimizer family {family.name!r} is already registered")
+    _REGISTRY[family.name] = family
+    return family
+
+
+def get_family(name: str) -> OptimizerFamily:
+    """The family called ``name``.
+
+    Raises:
+        BadInput: unknown name; the message lists the registered families.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise BadInput(f"unknown optimizer '{name}'; choose from: {', '.join(sorted(_REGISTRY))}.") from None
+
+
+def list_families(pattern: str = "*") -> list[OptimizerFamily]:
+    """Registered families whose name matches the glob ``pattern``, in registration order."""
+    return [f for n, f in _REGISTRY.items() if fnmatch.fnmatchcase(n, pattern)]
+
+
+# Registers the built-in families; imported last because it uses ``register`` above.
+from tunekit.search_spaces import optimizer_families  # noqa: E402,F401

@@ -1,0 +1,222 @@
+"""Load a user's model script by path and find what to train.
+
+Contract (``../shared/design.md``, "The model script"): the file defines exactly one
+LightningModule subclass (or ``--model CLASS``), built with no arguments or ``--model-arg`` values;
+optionally one LightningDataModule subclass (or ``--data CLASS``), built with ``batch_size=`` when
+its constructor takes one. Every unusable script raises ``BadInput`` with one sentence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunekit.errors import BadInput
+
+
+@dataclass(frozen=True)
+class ScriptSpec:
+    """What the user asked for: stored with the study so ``resume`` can rebuild it."""
+
+    path: str
+    model: str | None = None
+    data: str | None = None
+    model_args: dict = field(default_factory=dict)
+    data_args: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "model": self.model,
+            "data": self.data,
+            "model_args": dict(self.model_args),
+            "data_args": dict(self.data_args),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ScriptSpec:
+        return cls(
+            d["path"], d.get("model"), d.get("data"), dict(d.get("model_args") or {}), dict(d.get("data_args") or {})
+        )
+
+
+@dataclass
+class LoadedScript:
+    """The classes found in a script, and how to build them."""
+
+    spec: ScriptSpec
+    model_cls: type
+    data_cls: type | None
+
+    @property
+    def tunable_batch_size(self) -> bool:
+        return self.data_cls is not None and "batch_size" in _init_params(self.data_cls)
+
+    @property
+    def default_batch_size(self) -> int | None:
+        """The DataModule's own ``batch_size`` default (or ``--data-arg batch_size``), if any."""
+        if not self.tunable_batch_size:
+            return None
+        if "batch_size" in self.spec.data_args:
+            return self.spec.data_args["batch_size"]
+        default = _init_params(self.data_cls)["batch_size"].default
+        return default if isinstance(default, int) and not isinstance(default, bool) else None
+
+    def build_model(self) -> Any:
+        return _construct(self.model_cls, self.spec.model_args, "--model-arg")
+
+    def build_data(self, batch_size: int | None = None) -> Any | None:
+        if self.data_cls is None:
+            return None
+        args = dict(self.spec.data_args)
+        if batch_size is not None and self.tunable_batch_size:
+            args["batch_size"] = batch_size
+        return _construct(self.data_cls, args, "--data-arg")
+
+
+def parse_assignments(pairs: tuple[str, ...] | list[str], option: str) -> dict:
+    """``k=v`` strings to a dict; values are YAML scalars (``3`` is an int, ``1e-3`` a float).
+
+    Splits on the first ``=`` only, so values may contain ``=``.
+    """
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"{option} '{pair}' is not of the form key=value; write e.g. {option} d_model=128.")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, str) and _looks_like_float(value):
+            value = float(value)  # YAML 1.1 reads 1e-3 as a string
+        out[key.strip()] = value
+    return out
+
+
+def load_script(spec: ScriptSpec) -> LoadedScript:
+    """Import the script and pick its LightningModule and LightningDataModule.
+
+    Raises:
+        BadInput: missing file, syntax or import error, no or several candidate classes, or an
+            unknown ``--model``/``--data`` name.
+    """
+    path = Path(spec.path)
+    if not path.is_file():
+        raise BadInput(
+            f"model script '{spec.path}' does not exist; pass the path of a Python file that defines a LightningModule."
+        )
+    module = _import_file(path)
+
+    import lightning.pytorch as pl
+
+    model_cls = _pick(module, path, pl.LightningModule, spec.model, "LightningModule", "--model", required=True)
+    data_cls = _pick(module, path, pl.LightningDataModule, spec.data, "LightningDataModule", "--data", required=False)
+    return LoadedScript(spec, model_cls, data_cls)
+
+
+def _import_file(path: Path) -> Any:
+    resolved = path.resolve()
+    # A stable, unique module name so classes defined in the script pickle and compare consistently.
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
+    name = f"tunekit_script_{resolved.stem}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    folder = str(resolved.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # sibling imports, as when the user runs the script directly
+    module_spec = importlib.util.spec_from_file_location(name, resolved)
+    if module_spec is None or module_spec.loader is None:
+        raise BadInput(f"model script '{path}' cannot be imported; pass a .py file.")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        del sys.modules[name]
+        raise BadInput(
+            f"model script '{path}' has a syntax error at line {exc.lineno}: {exc.msg}; fix it and run again."
+        ) from None
+    except BaseException as exc:  # noqa: BLE001 - anything the user's module-level code raises
+        del sys.modules[name]
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        where = _last_user_frame(exc, resolved)
+        hint = "install the missing package or fix the import" if isinstance(exc, ImportError) else "fix the script"
+        raise BadInput(f"model script '{path}' failed to import{where}: {type(exc).__name__}: {exc}; {hint}.") from None
+    return module
+
+
+def _pick(
+    module: Any, path: Path, base: type, wanted: str | None, kind: str, option: str, required: bool
+) -> type | None:
+    candidates = {
+        name: obj
+        for name, obj in vars(module).items()
+        if inspect.isclass(obj) and issubclass(obj, base) and obj is not base and obj.__module__ == module.__name__
+    }
+    if wanted is not None:
+        obj = getattr(module, wanted, None)
+        if inspect.isclass(obj) and issubclass(obj, base):
+            return obj
+        found = ", ".join(candidates) or "none"
+        raise BadInput(f"model script '{path}' has no {kind} class '{wanted}' (found: {found}); fix {option}.")
+    if len(candidates) == 1:
+        return next(iter(candidates.values()))
+    if not candidates:
+        if required:
+            raise BadInput(
+                f"model script '{path}' defines no {kind} subclass; define one in it or pass {option} CLASS."
+            )
+        return None
+    names = ", ".join(candidates)
+    raise BadInput(
+        f"model script '{path}' defines {len(candidates)} {kind} subclasses ({names}); choose one with {option} NAME."
+    )
+
+
+def _construct(cls: type, args: dict, option: str) -> Any:
+    params = _init_params(cls)
+    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    unknown = [k for k in args if k not in params and not takes_kwargs]
+    if unknown:
+        valid = ", ".join(k for k, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)) or "none"
+        raise BadInput(f"{cls.__name__} takes no argument {', '.join(unknown)}; valid {option} names: {valid}.")
+    missing = [
+        k
+        for k, p in params.items()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k not in args
+    ]
+    if missing:
+        raise BadInput(f"{cls.__name__} needs {', '.join(missing)}; pass {option} {missing[0]}=VALUE.")
+    return cls(**args)
+
+
+def _init_params(cls: type) -> dict:
+    try:
+        params = dict(inspect.signature(cls.__init__).parameters)
+    except (TypeError, ValueError):
+        return {}
+    params.pop("self", None)
+    return params
+
+
+def _last_user_frame(exc: BaseException, script: Path) -> str:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == script]
+    return f" (line {frames[-1].lineno})" if frames else ""
+
+
+def _looks_like_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return any(c in text.lower() for c in ".e") and text.strip().lower() not in ("nan", "inf", "-inf")
