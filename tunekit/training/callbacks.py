@@ -66,11 +66,10 @@ class EvalReporter(pl.Callback):
 
 
 class DivergenceGuard(pl.Callback):
-    """Stop at once when the training loss is NaN or infinite (no further steps or validation)."""
+    """Stop at once when the training loss is NaN or infinite, before its backward pass and update."""
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if loss is not None and not bool(loss.detach().isfinite().all()):
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: Any, loss: Any) -> None:
+        if not bool(loss.detach().isfinite().all()):
             raise Diverged(trainer.global_step, "training loss")
 
 
