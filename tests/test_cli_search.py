@@ -59,7 +59,12 @@ def test_search_continue_show_export_train(storage_url, tmp_path):
     assert isinstance(recipe["optimizer"]["lr"], float)
     assert all(isinstance(v, float) for v in recipe["optimizer"].get("betas", []))
     best = min((t for t in load(storage_url).get_trials() if t.state.name == "COMPLETE"), key=lambda t: t.value)
-    assert recipe["result"] == {"metric": "val_loss", "value": best.value, "study": "tiny_regression", "trial": best.number}
+    assert recipe["result"] == {
+        "metric": "val_loss",
+        "value": best.value,
+        "study": "tiny_regression",
+        "trial": best.number,
+    }
 
     trained = run("train", out, TINY)
     assert trained.exit_code == 0, trained.output
@@ -147,3 +152,36 @@ def test_resume_and_export_unknown_study_list_the_studies(storage_url):
         result = run(*command, "--study", "nope")
         assert result.exit_code == 2
         assert "no study 'nope' in this storage (studies: tiny_regression)" in result.output
+
+
+def test_lightning_export_trains_the_same_as_the_recipe(storage_url, tmp_path):
+    """The LightningCLI form carries the recipe in UseRecipe: a Trainer built from it reproduces the trial."""
+    import lightning.pytorch as pl
+
+    assert run("search", TINY, "--trials", "1", "--optimizers", "adamw", *FAST).exit_code == 0
+    out = tmp_path / "cli.yaml"
+    assert run("export", "--study", "tiny_regression", "--format", "lightning", "-o", out).exit_code == 0
+    config = yaml.safe_load(out.read_text())
+    trainer_cfg = config["trainer"]
+    callbacks = []  # instantiated from class_path/init_args, as LightningCLI does
+    for cb in trainer_cfg.pop("callbacks"):
+        module, _, name = cb["class_path"].rpartition(".")
+        callbacks.append(getattr(__import__(module, fromlist=[name]), name)(**cb.get("init_args", {})))
+    from tunekit.training.script import ScriptSpec, load_script
+
+    loaded = load_script(ScriptSpec(str(TINY)))
+    pl.seed_everything(config["seed_everything"])
+    model, data = loaded.build_model(), loaded.build_data(callbacks[0].recipe.training["batch_size"])
+    trainer = pl.Trainer(
+        **trainer_cfg,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        val_check_interval=10,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, datamodule=data)
+    (trial,) = load(storage_url).get_trials()
+    assert math.isclose(float(trainer.callback_metrics["val_loss"]), trial.value, rel_tol=1e-5)

@@ -41,9 +41,21 @@ def wait_for_running_trial(storage_url: str, proc: subprocess.Popen, timeout: fl
 
 def test_ctrl_c_marks_interrupted_and_resume_retries_it(storage_url, tmp_path):
     env = {**os.environ, "TUNEKIT_STORAGE": storage_url}
-    args = ["search", str(TINY), "--trials", "2", "--max-steps", "60", "--evaluations", "4", "--model-arg", "sleep=0.05"]
-    proc = subprocess.Popen(tunekit_command() + args, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    args = [
+        "search",
+        str(TINY),
+        "--trials",
+        "2",
+        "--max-steps",
+        "60",
+        "--evaluations",
+        "4",
+        "--model-arg",
+        "sleep=0.05",
+    ]
+    proc = subprocess.Popen(
+        tunekit_command() + args, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     wait_for_running_trial(storage_url, proc)
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
@@ -57,8 +69,14 @@ def test_ctrl_c_marks_interrupted_and_resume_retries_it(storage_url, tmp_path):
     assert len(waiting) == 1 and waiting[0].params == interrupted[0].params
     assert not [t for t in trials if t.state.name == "RUNNING"]
 
-    resumed = subprocess.run(tunekit_command() + ["resume", "--study", "tiny_regression"], env=env, cwd=tmp_path,
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        tunekit_command() + ["resume", "--study", "tiny_regression"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     trials = optuna.load_study(study_name="tiny_regression", storage=storage_url).get_trials()
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]

@@ -44,10 +44,16 @@ def _with(section: str, **changes):
         (_with("training", max_steps=0), "training.max_steps must be at least 1"),
         (_with("training", epochs=3), "training has unknown field(s) ['epochs']"),
         (_with("optimizer", name="adamx"), "unknown optimizer 'adamx'; choose from: adamw"),
-        (_with("optimizer", momentum=0.9), "optimizer 'adamw' has no hyperparameter 'momentum'; valid: betas, eps, lr, weight_decay."),
+        (
+            _with("optimizer", momentum=0.9),
+            "optimizer 'adamw' has no hyperparameter 'momentum'; valid: betas, eps, lr, weight_decay.",
+        ),
         (_with("optimizer", lr="fast"), "optimizer 'adamw': lr must be like its default 0.001, got 'fast'."),
         (_with("schedule", name="schedulefree"), "unknown schedule 'schedulefree'"),
-        (_with("optimizer", name="schedulefree_adamw", betas=[0.9, 0.999]), "cannot use schedule 'wsd'; schedule-free optimizers take schedule 'none'."),
+        (
+            _with("optimizer", name="schedulefree_adamw", betas=[0.9, 0.999]),
+            "cannot use schedule 'wsd'; schedule-free optimizers take schedule 'none'.",
+        ),
         ({**GOOD, "optimizer": {"name": "!!python/object:os.system"}}, "unknown optimizer"),
     ],
 )

@@ -20,10 +20,16 @@ MODULE = "class M{n}(pl.LightningModule):\n    pass\n"
     [
         (None, "does not exist; pass the path of a Python file that defines a LightningModule."),
         ("def f(:\n", "has a syntax error at line 1"),
-        ("import not_a_real_package_xyz\n", "failed to import (line 1): ModuleNotFoundError: No module named 'not_a_real_package_xyz'; install the missing package"),
+        (
+            "import not_a_real_package_xyz\n",
+            "failed to import (line 1): ModuleNotFoundError: No module named 'not_a_real_package_xyz'; install the missing package",
+        ),
         ("raise ValueError('bad config')\n", "failed to import (line 1): ValueError: bad config; fix the script."),
         (HEADER + "x = 1\n", "defines no LightningModule subclass; define one in it or pass --model CLASS."),
-        (HEADER + MODULE.format(n=1) + MODULE.format(n=2), "defines 2 LightningModule subclasses (M1, M2); choose one with --model NAME."),
+        (
+            HEADER + MODULE.format(n=1) + MODULE.format(n=2),
+            "defines 2 LightningModule subclasses (M1, M2); choose one with --model NAME.",
+        ),
     ],
 )
 def test_unusable_scripts(source, message, write_script, tmp_path, storage_url):

@@ -21,7 +21,15 @@ from tunekit.cli._options import console, storage_option, study_option
 )
 @click.option("--trial", "which", default="best", show_default=True, metavar="best|N", help="Which trial to export.")
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Export the K best complete trials.")
-def export(study_name: str, storage: str | None, output: Path | None, which: str, top: int | None) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tunekit", "lightning"]),
+    default="tunekit",
+    show_default=True,
+    help="tunekit recipe, or a LightningCLI config (trainer settings + the UseRecipe callback).",
+)
+def export(study_name: str, storage: str | None, output: Path | None, which: str, top: int | None, fmt: str) -> None:
     """Write the best (or a chosen) trial of a study as a versioned YAML recipe."""
     from tunekit.errors import BadInput
     from tunekit.storage import open_storage, resolve_url
@@ -43,7 +51,7 @@ def export(study_name: str, storage: str | None, output: Path | None, which: str
             raise BadInput(f"trial {which} is {trials[0].state.name}, not COMPLETE; export a complete trial.")
     if not trials:
         raise BadInput(f"study '{study_name}' has no complete trial yet; run tunekit resume --study {study_name}.")
-    texts = [_recipe_text(study, settings, t) for t in trials]
+    texts = [_recipe_text(study, settings, t, fmt) for t in trials]
     if output is None:
         click.echo("---\n".join(texts), nl=False)
         return
@@ -57,7 +65,7 @@ def export(study_name: str, storage: str | None, output: Path | None, which: str
         console(stderr=True).print(f"wrote {path}", highlight=False)
 
 
-def _recipe_text(study: object, settings: object, trial: object) -> str:
+def _recipe_text(study: object, settings: object, trial: object, fmt: str) -> str:
     from tunekit.recipes import Recipe
     from tunekit.study import recipe_of
 
@@ -68,8 +76,38 @@ def _recipe_text(study: object, settings: object, trial: object) -> str:
         "study": study.study_name,
         "trial": trial.number,
     }
-    header = (
-        f"tunekit recipe from study {study.study_name}, trial {trial.number} ({settings.metric}={trial.value:.6g}).\n"
-        f"Reproduce: tunekit train THIS_FILE {settings.script.path}"
+    origin = f"study {study.study_name}, trial {trial.number} ({settings.metric}={trial.value:.6g})"
+    if fmt == "lightning":
+        return _lightning_config(recipe, origin)
+    return recipe.to_yaml(
+        header=f"tunekit recipe from {origin}.\nReproduce: tunekit train THIS_FILE {settings.script.path}"
     )
-    return recipe.to_yaml(header=header)
+
+
+def _lightning_config(recipe: object, origin: str) -> str:
+    """A LightningCLI config that trains with the recipe.
+
+    LightningCLI's own ``optimizer:``/``lr_scheduler:`` keys cannot express parameter groups (no
+    decay on norms, Muon's split) and step schedulers per epoch, so the recipe travels whole in the
+    ``UseRecipe`` callback instead.
+    """
+    import yaml
+
+    from tunekit.search_spaces.optimizers import get_family
+
+    t = recipe.training
+    callbacks = [{"class_path": "tunekit.training.use_recipe.UseRecipe", "init_args": {"recipe": recipe.to_dict()}}]
+    if get_family(recipe.optimizer["name"]).schedule_free:
+        callbacks.append({"class_path": "tunekit.training.callbacks.ScheduleFreeSwitch"})
+    trainer = {
+        "max_steps": t["max_steps"],
+        "accumulate_grad_batches": t["accumulate_grad_batches"],
+        "callbacks": callbacks,
+    }
+    if t["gradient_clip_val"]:
+        trainer["gradient_clip_val"] = t["gradient_clip_val"]
+    config = {"seed_everything": t["seed"], "trainer": trainer}
+    header = f"# LightningCLI config from {origin}.\n# Use: python your_cli.py fit --config THIS_FILE\n"
+    if t["batch_size"] is not None:
+        header += f"# The recipe's batch size is {t['batch_size']}: set it on your DataModule (e.g. data.batch_size).\n"
+    return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=100)

@@ -62,16 +62,16 @@ def run_fit(
     import lightning.pytorch as pl
 
     from tunekit.training.callbacks import DivergenceGuard, EvalReporter, ScheduleFreeSwitch, StepHook
+    from tunekit.training.use_recipe import UseRecipe
 
     start = time.perf_counter()
     t = recipe.training
     pl.seed_everything(t["seed"], workers=True, verbose=False)
     model = script.build_model()
-    model.configure_optimizers = types.MethodType(lambda module: recipe.configure_optimizers(module), model)
     data = script.build_data(t["batch_size"])
 
     reporter = EvalReporter(metric, on_eval)
-    callbacks: list = [DivergenceGuard(), StepHook(on_step, should_stop), reporter]
+    callbacks: list = [UseRecipe(recipe), DivergenceGuard(), StepHook(on_step, should_stop), reporter]
     if get_family(recipe.optimizer["name"]).schedule_free:
         callbacks.append(ScheduleFreeSwitch())
     trainer = pl.Trainer(

@@ -1,0 +1,40 @@
+"""``UseRecipe``: a Lightning callback that trains a module with a tunekit recipe.
+
+The one place where a recipe replaces a module's ``configure_optimizers``: used by every trial,
+by ``tunekit train``, and by users' own Trainers or LightningCLI configs
+(``tunekit export --format lightning``), so all of them build the same optimizer, parameter groups
+and per-step schedule.
+"""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+
+from tunekit.recipes import Recipe, load_recipe
+
+
+class UseRecipe(pl.Callback):
+    """Replace the module's ``configure_optimizers`` with the recipe's before optimizers are built.
+
+    Args:
+        recipe: a ``Recipe``, or its dict form (as written in a LightningCLI config).
+
+    For schedule-free families, also add ``ScheduleFreeSwitch`` to the Trainer's callbacks.
+    The Trainer's ``max_steps`` should equal ``recipe.training["max_steps"]``: schedules are
+    fractions of that budget.
+    """
+
+    def __init__(self, recipe: Recipe | dict):
+        self.recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_dict(recipe)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> UseRecipe:
+        return cls(load_recipe(path))
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        recipe = self.recipe
+        pl_module.configure_optimizers = types.MethodType(lambda module: recipe.configure_optimizers(module), pl_module)
