@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import types
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as pl
 
