@@ -1,7 +1,14 @@
 """The built-in optimizer families, registered in small groups (timm style).
 
 LR ratios are relative to the AdamW centre LR; sources for each default are in
-``../shared/literature.md`` (section "Optimizer families").
+``../shared/literature.md`` (section "Optimizer families"). Every family is backed by a maintained
+implementation (torch.optim, pytorch_optimizer or the schedule_free authors' package); none is
+written here.
+
+Weight decay is decoupled (AdamW-style, ``p *= 1 - lr * wd``) wherever the implementation offers
+it, so one ``weight_decay`` range means the same thing across the Adam-like families, and the
+grouping rules give ndim < 2 parameters none. Families whose implementation also decays 1-D
+parameters on its own (MARS's ``weight_decay_1d``) have that switched off in ``fixed``.
 """
 
 from __future__ import annotations
@@ -11,8 +18,11 @@ from tunekit.search_spaces.params import Choice, FloatRange
 
 # Shared by the Adam-like families: beta2 is searched over values, not a range, because what matters
 # is the averaging horizon 1/(1-beta2), which a uniform range would sample badly.
+_ADAM_BETA1 = FloatRange(0.8, 0.95)
 _ADAM_BETA2 = Choice((0.95, 0.98, 0.99, 0.999))
 _DECOUPLED_WD = FloatRange(1e-3, 0.3, log=True)
+# pytorch_optimizer's switch between AdamW-style (decoupled) and L2 (coupled) weight decay.
+_DECOUPLED = {"weight_decouple": True}
 
 
 def _register_torch_families() -> None:
@@ -46,6 +56,63 @@ def _register_torch_families() -> None:
     )
 
 
+def _register_sign_and_orthogonal_families() -> None:
+    register(
+        OptimizerFamily(
+            name="lion",
+            description="Lion: sign of an interpolated momentum; LR 3-10x below AdamW, decay 3-10x above",
+            implementation="pytorch_optimizer.Lion",
+            source="Chen et al. 2023 (google/automl lion): betas (0.9, 0.99); wd 0.7 at 130M (Wen et al. 2025)",
+            defaults={"lr": 2e-4, "betas": (0.9, 0.99), "weight_decay": 0.7},
+            # "LR 3-10x smaller than AdamW's" (literature.md): centre at 1/5; effective decay is lr * wd,
+            # so the decay range is AdamW's shifted up by the same factor.
+            lr_params={"lr": LRRange(ratio=0.2)},
+            space={
+                "beta1": FloatRange(0.85, 0.95),
+                "beta2": Choice((0.98, 0.99)),
+                "weight_decay": FloatRange(3e-3, 3.0, log=True),
+            },
+            fixed=_DECOUPLED,
+        )
+    )
+    register(
+        OptimizerFamily(
+            name="muon",
+            description=(
+                "Muon (orthogonalised Nesterov momentum) on hidden matrices, AdamW on embeddings, head, "
+                "biases and gains; Muon LR on its own scale, AdamW part at 0.4x AdamW's"
+            ),
+            implementation="pytorch_optimizer.Muon",
+            source=(
+                "Jordan et al. 2024 (KellerJordan/Muon): lr 0.02, momentum 0.95, Nesterov, 5 Newton-Schulz steps "
+                "(3.4445, -4.7750, 2.0315), update scaled by sqrt(max(1, rows/cols)), aux AdamW lr 3e-4, "
+                "betas (0.9, 0.95); Wen et al. 2025: Adam part at 0.4x the best AdamW LR"
+            ),
+            defaults={
+                "lr": 0.02,
+                "momentum": 0.95,
+                "weight_decay": 0.01,
+                "adamw_lr": 3e-4,
+                "adamw_betas": (0.9, 0.95),
+                "adamw_eps": 1e-10,
+            },
+            # Two LRs, each centred where it transfers: Muon's orthogonalised update has a
+            # width-independent scale (0.02 in KellerJordan/Muon, 0.016 at 130M in Wen et al. 2025),
+            # while the AdamW part trains the same kinds of tensors as AdamW and follows the prior.
+            lr_params={"lr": LRRange(absolute=0.02), "adamw_lr": LRRange(ratio=0.4)},
+            space={"momentum": FloatRange(0.85, 0.98), "weight_decay": _DECOUPLED_WD},
+            grouping="muon_hidden",
+            fixed={
+                "nesterov": True,
+                "ns_steps": 5,
+                "ns_coeffs": (3.4445, -4.7750, 2.0315),
+                "use_adjusted_lr": False,  # KellerJordan's sqrt(max(1, rows/cols)), torch's "original"
+                **_DECOUPLED,
+            },
+        )
+    )
+
+
 def _register_schedule_free_families() -> None:
     register(
         OptimizerFamily(
@@ -67,7 +134,136 @@ def _register_schedule_free_families() -> None:
             schedule_free=True,
         )
     )
+    register(
+        OptimizerFamily(
+            name="schedulefree_sgd",
+            description="Schedule-free SGD: iterate averaging with momentum interpolation, no LR schedule",
+            implementation="schedulefree.SGDScheduleFree",
+            source="Defazio et al. 2024; facebookresearch/schedule_free SGDScheduleFree defaults",
+            defaults={"lr": 1.0, "momentum": 0.9, "weight_decay": 0.0, "r": 0.0, "weight_lr_power": 2.0},
+            # The z sequence takes plain SGD steps (no 1/(1-momentum) amplification), so its LR sits
+            # 10-50x above a scheduled SGD's (schedule_free README); with SGD at 10x AdamW that puts
+            # the centre at ~100x. Measured: the best LR was ~100x the best AdamW LR on the shapes
+            # example (100 steps) and ~300x on charlm (60 steps).
+            lr_params={"lr": LRRange(ratio=100.0)},
+            space={"momentum": FloatRange(0.8, 0.98), "weight_decay": FloatRange(1e-5, 1e-2, log=True)},
+            schedule_free=True,
+        )
+    )
+
+
+def _register_adam_variants() -> None:
+    register(
+        OptimizerFamily(
+            name="ademamix",
+            description="AdEMAMix: Adam plus a slow gradient EMA (beta3), mixed in with weight alpha",
+            implementation="pytorch_optimizer.AdEMAMix",
+            source=(
+                "Pagliardini et al. 2024 (apple/ml-ademamix): betas (0.9, 0.999, 0.9999), alpha 2-8, "
+                "alpha and beta3 (in half-life space) warmed up over the whole run"
+            ),
+            defaults={"lr": 1e-3, "betas": (0.9, 0.999, 0.9999), "alpha": 5.0, "eps": 1e-8, "weight_decay": 0.1},
+            space={
+                "beta1": _ADAM_BETA1,
+                "beta2": _ADAM_BETA2,
+                "beta3": Choice((0.999, 0.9999)),
+                "alpha": FloatRange(2.0, 8.0),
+                "weight_decay": _DECOUPLED_WD,
+            },
+            fixed=_DECOUPLED,
+            # T_alpha = T_beta3 = the run's length, as in the paper's experiments.
+            budget_fractions={"t_alpha_beta3": 1.0},
+        )
+    )
+    register(
+        OptimizerFamily(
+            name="adopt",
+            description="ADOPT: second moment without the current gradient; converges for any beta2",
+            implementation="pytorch_optimizer.ADOPT",
+            source="Taniguchi et al. 2024 (iShohei220/adopt): betas (0.9, 0.9999), eps 1e-6, clip step**0.25",
+            defaults={"lr": 1e-3, "betas": (0.9, 0.9999), "eps": 1e-6, "weight_decay": 0.1},
+            space={"beta1": _ADAM_BETA1, "beta2": Choice((0.99, 0.999, 0.9999)), "weight_decay": _DECOUPLED_WD},
+            fixed=_DECOUPLED,
+        )
+    )
+    register(
+        OptimizerFamily(
+            name="soap",
+            description="SOAP: Adam in the eigenbasis of Shampoo's preconditioner (matrix preconditioner)",
+            implementation="pytorch_optimizer.SOAP",
+            source="Vyas et al. 2024 (nikhilvyas/SOAP): lr 3e-3, betas (0.95, 0.95), wd 0.01, precondition every 10",
+            defaults={
+                "lr": 3e-3,
+                "betas": (0.95, 0.95),
+                "eps": 1e-8,
+                "weight_decay": 0.01,
+                "precondition_frequency": 10,
+            },
+            space={
+                "beta1": FloatRange(0.85, 0.98),
+                "beta2": Choice((0.95, 0.98, 0.99)),
+                "weight_decay": _DECOUPLED_WD,
+            },
+        )
+    )
+    register(
+        OptimizerFamily(
+            name="laprop",
+            description="LaProp: momentum over the RMS-normalised gradient (Adam with the order swapped)",
+            implementation="pytorch_optimizer.LaProp",
+            source="Ziyin et al. 2020 (Z-T-WANG/LaProp-Optimizer): lr 4e-4, betas (0.9, 0.999), eps 1e-15",
+            defaults={"lr": 4e-4, "betas": (0.9, 0.999), "eps": 1e-15, "weight_decay": 0.1},
+            space={"beta1": _ADAM_BETA1, "beta2": _ADAM_BETA2, "weight_decay": _DECOUPLED_WD},
+            fixed=_DECOUPLED,
+        )
+    )
+    register(
+        OptimizerFamily(
+            name="adan",
+            description="Adan: Nesterov-style momentum on gradients and gradient differences",
+            implementation="pytorch_optimizer.Adan",
+            source="Xie et al. 2022 (sail-sg/Adan): betas (0.98, 0.92, 0.99), wd 0.02 (proximal, decoupled)",
+            defaults={"lr": 1e-3, "betas": (0.98, 0.92, 0.99), "eps": 1e-8, "weight_decay": 0.02},
+            space={
+                "beta1": FloatRange(0.9, 0.99),
+                "beta3": Choice((0.99, 0.999)),
+                "weight_decay": _DECOUPLED_WD,
+            },
+        )
+    )
+    register(
+        OptimizerFamily(
+            name="mars",
+            description="MARS-AdamW: variance-reduced (gradient-corrected) AdamW on matrices, AdamW on 1-D",
+            implementation="pytorch_optimizer.MARS",
+            source="Yuan et al. 2024 (AGI-Arena/MARS): lr 3e-3, betas (0.95, 0.99), gamma 0.025",
+            defaults={"lr": 3e-3, "betas": (0.95, 0.99), "gamma": 0.025, "eps": 1e-8, "weight_decay": 0.1},
+            space={
+                "beta1": FloatRange(0.9, 0.98),
+                "beta2": Choice((0.95, 0.99, 0.999)),
+                "gamma": FloatRange(0.005, 0.1, log=True),
+                "weight_decay": _DECOUPLED_WD,
+            },
+            # Its 1-D AdamW would decay at weight_decay_1d (0.1 by default) and run at a fixed lr_1d:
+            # no decay there, and the searched LR for both parts.
+            fixed={"mars_type": "adamw", "optimize_1d": False, "weight_decay_1d": 0.0, **_DECOUPLED},
+            aliases={"lr_1d": "lr"},
+        )
+    )
+    register(
+        OptimizerFamily(
+            name="adabelief",
+            description="AdaBelief: Adam whose second moment tracks the gradient's deviation from its EMA",
+            implementation="pytorch_optimizer.AdaBelief",
+            source="Zhuang et al. 2020 (juntang-zhuang/Adabelief-Optimizer): betas (0.9, 0.999), eps 1e-16",
+            defaults={"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-16, "weight_decay": 0.1},
+            space={"beta1": _ADAM_BETA1, "beta2": _ADAM_BETA2, "weight_decay": _DECOUPLED_WD},
+            fixed=_DECOUPLED,
+        )
+    )
 
 
 _register_torch_families()
+_register_sign_and_orthogonal_families()
 _register_schedule_free_families()
+_register_adam_variants()

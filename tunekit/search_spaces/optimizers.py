@@ -63,6 +63,11 @@ class OptimizerFamily:
             scales with the budget like every other warmup), and it must be switched with
             ``.train()``/``.eval()`` wherever the model is.
         fixed: keyword arguments always passed to the class and not exposed (e.g. nesterov).
+        aliases: keyword arguments that take the value of one of the family's hyperparameters
+            (MARS's 1-D AdamW part runs at the searched LR: ``{"lr_1d": "lr"}``).
+        budget_fractions: keyword arguments set from the trial's step budget, as a fraction of
+            ``max_steps`` (AdEMAMix warms alpha and beta3 up over the whole run:
+            ``{"t_alpha_beta3": 1.0}``). A family with any needs ``max_steps`` in ``create``.
     """
 
     name: str
@@ -75,12 +80,19 @@ class OptimizerFamily:
     grouping: str = "decay_matrices"
     schedule_free: bool = False
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    budget_fractions: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         accepted = set(self.defaults) | set(BETA_KEYS if "betas" in self.defaults else ())
         unknown = (set(self.space) | set(self.lr_params)) - accepted
         if unknown:
             raise ValueError(f"family {self.name}: searched {sorted(unknown)} not in its defaults")
+        if set(self.aliases.values()) - set(self.defaults):
+            raise ValueError(f"family {self.name}: aliases name hyperparameters not in its defaults")
+        derived = [*self.fixed, *self.aliases, *self.budget_fractions]
+        if len(set(derived)) < len(derived) or set(derived) & set(self.defaults):
+            raise ValueError(f"family {self.name}: fixed, aliases and budget_fractions must not overlap the defaults")
 
     @property
     def lr_ratio(self) -> float | None:
@@ -117,9 +129,26 @@ class OptimizerFamily:
         module, _, attr = self.implementation.rpartition(".")
         return getattr(importlib.import_module(module), attr)
 
-    def create(self, param_groups: list[dict], hparams: Mapping[str, Any]) -> Any:
-        """Instantiate the optimizer over ``param_groups`` (already split by ``grouping``)."""
+    def create(self, param_groups: list[dict], hparams: Mapping[str, Any], max_steps: int | None = None) -> Any:
+        """Instantiate the optimizer over ``param_groups`` (already split by ``grouping``).
+
+        Args:
+            param_groups: torch param groups from the family's grouping rule.
+            hparams: resolved hyperparameters (``resolve``), plus ``warmup_steps`` for schedule-free.
+            max_steps: the trial's optimizer-step budget; required by families with
+                ``budget_fractions``.
+
+        Raises:
+            ValueError: the family needs the step budget and ``max_steps`` is missing.
+        """
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}
+        kwargs.update({arg: kwargs[source] for arg, source in self.aliases.items()})
+        if self.budget_fractions:
+            if max_steps is None:
+                raise ValueError(
+                    f"optimizer '{self.name}' sets {', '.join(self.budget_fractions)} from the step budget: pass max_steps"
+                )
+            kwargs.update({arg: max(1, round(f * max_steps)) for arg, f in self.budget_fractions.items()})
         return self.optimizer_class()(param_groups, **kwargs, **self.fixed)
 
 

@@ -1,17 +1,22 @@
 """Parameter-grouping rules: which parameters an optimizer family may touch, and how.
 
 A rule maps ``(model, hparams)`` to torch param groups. The family names its rule (``grouping``), so
-callers never special-case a family.
+callers never special-case a family. Every rule gives parameters with ndim < 2 (biases, norm gains)
+no weight decay (nanoGPT's ``configure_optimizers``; literature.md, "Optimizer families").
 """
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable
 from typing import Any
 
 from tunekit.errors import BadInput
 
 GroupingRule = Callable[[Any, dict], list]
+
+# Module attribute naming the parameters that Muon must leave to its AdamW part, as name globs.
+ADAM_PARAMS_ATTR = "tunekit_adam_params"
 
 
 def decay_matrices(model: Any, hparams: dict) -> list[dict]:
@@ -30,7 +35,105 @@ def decay_matrices(model: Any, hparams: dict) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
-RULES: dict[str, GroupingRule] = {"decay_matrices": decay_matrices}
+def muon_hidden(model: Any, hparams: dict) -> list[dict]:
+    """Muon for the hidden weight matrices, AdamW for everything else (KellerJordan/Muon, README).
+
+    Groups carry ``use_muon`` (pytorch_optimizer's ``Muon`` runs the ``False`` groups as AdamW):
+
+    1. Muon, decayed: 2-D weights and convolution kernels (Muon flattens them to
+       ``(out, in * k * k)``) that are not in group 2.
+    2. AdamW, decayed: the input embedding and the output head, found by structure rather than by
+       name (see :func:`embedding_and_head`), other tensors with ndim > 2 that are not conv kernels
+       (e.g. a raw positional-embedding ``Parameter``), and anything the module names in its
+       ``tunekit_adam_params`` attribute.
+    3. AdamW, no decay: ndim < 2 (biases, norm gains).
+
+    Override: a LightningModule (or any ``nn.Module``) may set ``tunekit_adam_params`` to a list of
+    name globs matched against ``named_parameters`` names (tied aliases included), e.g.
+    ``tunekit_adam_params = ["pos_emb", "*.router.weight"]``; those go to AdamW. A glob that matches
+    nothing is an error, so a typo cannot silently leave a parameter with Muon.
+
+    Raises:
+        BadInput: a ``tunekit_adam_params`` glob matches no parameter.
+    """
+    adam_ids = {id(p) for p in embedding_and_head(model)} | {id(p) for p in _override(model)}
+    kernels = {id(m.weight) for m in model.modules() if _is_conv(m)}
+    muon, adam, no_decay = [], [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2:
+            no_decay.append(p)
+        elif id(p) not in adam_ids and (p.ndim == 2 or id(p) in kernels):
+            muon.append(p)
+        else:
+            adam.append(p)
+    decay = hparams.get("weight_decay", 0.0)
+    groups = [
+        {"params": muon, "use_muon": True, "weight_decay": decay},
+        {"params": adam, "use_muon": False, "weight_decay": decay},
+        {"params": no_decay, "use_muon": False, "weight_decay": 0.0},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def embedding_and_head(model: Any) -> list:
+    """The input embeddings and the output head of ``model``, found by module type and weight tying.
+
+    - Embeddings: the weights of every ``nn.Embedding`` / ``nn.EmbeddingBag``.
+    - Head, tied: a ``nn.Linear`` whose weight *is* an embedding's weight. Found, it is the head
+      and nothing else is added.
+    - Head, untied: for each embedding, the last ``nn.Linear`` whose weight has that embedding's
+      shape ``(vocab, d)`` (a head that could be tied), skipping square tables (``n == d``, e.g. a
+      positional table as long as the model is wide), which a hidden ``d x d`` layer would match;
+      and the model's last ``nn.Linear`` (a classifier head), in registration order. Taking both is
+      deliberate: a head left to Muon is the error that hurts, a hidden layer given to AdamW only
+      costs a little (an LM that registers its head before its blocks would otherwise lose its head
+      to Muon). Biases have ndim 1 and go to the no-decay group anyway.
+
+    Registration order is a heuristic: a model whose head is not a ``nn.Linear``, or that wants a
+    different split, names parameters in ``tunekit_adam_params``.
+    """
+    from torch import nn
+
+    modules = list(model.modules())
+    embeddings = [m.weight for m in modules if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
+    linears = [m for m in modules if isinstance(m, nn.Linear)]
+    embedding_ids = {id(w) for w in embeddings}
+    if any(id(m.weight) in embedding_ids for m in linears):
+        return embeddings
+    heads = {}
+    for shape in {tuple(w.shape) for w in embeddings if w.shape[0] != w.shape[1]}:
+        tieable = [m for m in linears if tuple(m.weight.shape) == shape]
+        heads.update({id(m): m for m in tieable[-1:]})
+    heads.update({id(m): m for m in linears[-1:]})
+    return embeddings + [m.weight for m in heads.values()]
+
+
+def _override(model: Any) -> list:
+    patterns = getattr(model, ADAM_PARAMS_ATTR, None) or ()
+    if isinstance(patterns, str):
+        patterns = (patterns,)
+    named = list(model.named_parameters(remove_duplicate=False))
+    chosen = []
+    for pattern in patterns:
+        hits = [p for name, p in named if fnmatch.fnmatchcase(name, pattern)]
+        if not hits:
+            raise BadInput(
+                f"{ADAM_PARAMS_ATTR} pattern '{pattern}' matches no parameter; names are like: "
+                f"{', '.join(name for name, _ in named[:8])}{', ...' if len(named) > 8 else ''}."
+            )
+        chosen += hits
+    return chosen
+
+
+def _is_conv(module: Any) -> bool:
+    from torch import nn
+
+    return isinstance(module, nn.modules.conv._ConvNd)
+
+
+RULES: dict[str, GroupingRule] = {"decay_matrices": decay_matrices, "muon_hidden": muon_hidden}
 
 
 def group_parameters(rule: str, model: Any, hparams: dict) -> list[dict]:

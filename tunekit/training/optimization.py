@@ -17,7 +17,7 @@ def build_optimizer(recipe: Any, model: Any) -> Any:
         # The optimizer owns warmup: its length comes from the schedule's warmup fraction.
         hparams["warmup_steps"] = warmup_steps(recipe.schedule, recipe.training["max_steps"])
     groups = group_parameters(family.grouping, model, hparams)
-    return family.create(groups, hparams)
+    return family.create(groups, hparams, max_steps=recipe.training["max_steps"])
 
 
 def configure_optimizers(recipe: Any, model: Any) -> dict:
