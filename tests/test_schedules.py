@@ -381,7 +381,7 @@ def test_every_schedule_drives_a_torch_scheduler(name: str) -> None:
 
 
 def test_registry_errors_and_glob() -> None:
-    with pytest.raises(BadInput, match="valid schedules: wsd, rex, sgdr, cosine, linear, constant, none"):
+    with pytest.raises(BadInput, match="choose from: wsd, rex, sgdr, cosine, linear, constant, none"):
         get_schedule("onecycle")
     with pytest.raises(BadInput, match="has no name"):
         multiplier({"decay_fraction": 0.2}, 0, 10)
@@ -560,5 +560,5 @@ def test_plot_in_the_terminal() -> None:
     lines = text.splitlines()
     assert lines[0].startswith("sgdr: warmup_fraction=0.05") and len(lines) == 11
     assert "█" in text and lines[1].startswith("1.0 │")
-    with pytest.raises(BadInput, match="valid schedules"):
+    with pytest.raises(BadInput, match="choose from"):
         plot_schedule("cosin", None, 10)

@@ -23,3 +23,12 @@ class RunFailure(TunekitError):
     """Something failed while running (for example every trial failed the same way)."""
 
     exit_code = 1
+
+
+def unknown_name(kind: str, name: object, valid: list[str]) -> BadInput:
+    """``unknown optimizer 'adamx' (did you mean 'adamw'?); choose from: ...`` for any registry."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), valid, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return BadInput(f"unknown {kind} {str(name)!r}{hint}; choose from: {', '.join(valid)}.")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunekit.errors import BadInput
+from tunekit.errors import BadInput, unknown_name
 from tunekit.search_spaces.params import FloatRange, Param
 
 BETA_KEYS = ("beta1", "beta2", "beta3")
@@ -191,7 +191,7 @@ def get_family(name: str) -> OptimizerFamily:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise BadInput(f"unknown optimizer '{name}'; choose from: {', '.join(sorted(_REGISTRY))}.") from None
+        raise unknown_name("optimizer", name, list(_REGISTRY)) from None
 
 
 def list_families(pattern: str = "*") -> list[OptimizerFamily]:

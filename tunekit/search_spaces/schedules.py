@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from tunekit.errors import BadInput
+from tunekit.errors import BadInput, unknown_name
 from tunekit.search_spaces.params import Choice, FloatRange, IntRange, Param
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ def get_schedule(name: str) -> Schedule:
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        raise BadInput(f"unknown schedule {name!r}; valid schedules: {', '.join(_REGISTRY)}.") from None
+        raise unknown_name("schedule", name, list(_REGISTRY)) from None
 
 
 def list_schedules(pattern: str = "*") -> list[Schedule]:
@@ -385,7 +385,7 @@ def _one_of(*choices: str) -> Check:
 def _split(schedule: str | Mapping[str, Any], params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
     if isinstance(schedule, Mapping):
         if "name" not in schedule:
-            raise BadInput(f"schedule section {dict(schedule)!r} has no name; valid schedules: {', '.join(_REGISTRY)}.")
+            raise BadInput(f"schedule section {dict(schedule)!r} has no name; choose from: {', '.join(_REGISTRY)}.")
         merged = {k: v for k, v in schedule.items() if k != "name"}
         return schedule["name"], {**merged, **(params or {})}
     return schedule, dict(params or {})
