@@ -20,6 +20,8 @@ COMMANDS = {
     "train": ("tunekit.cli.train:train", "Train once with a recipe (reproduce a trial, or use a full budget)."),
     "optimizers": ("tunekit.cli.catalog:optimizers", "List the optimizer families with their defaults."),
     "schedules": ("tunekit.cli.catalog:schedules", "List the LR schedules, or plot one."),
+    "predict": ("tunekit.cli.predict:predict", "Show the scaling-law LR and batch prediction; trains nothing."),
+    "law": ("tunekit.cli.law:law", "Fit your own LR (and batch-size) law from tuned proxy studies."),
 }
 
 

@@ -1,0 +1,336 @@
+"""Does the scaling-law prior pay? Search efficiency at equal compute on the bundled examples.
+
+Run (about 20-30 minutes on 2 CPU cores with the defaults)::
+
+    python benchmarks/search_efficiency.py                       # charlm and shapes, 3 seeds, 12 trials x 200 steps
+    python benchmarks/search_efficiency.py --trials 4 --max-steps 40 --seeds 0 --examples shapes   # smoke test
+
+Methods, each with the same number of trials and the same steps per trial (equal compute), per seed:
+
+- (a) ``tunekit search SCRIPT`` with its defaults (default prior, all families and schedules, pruning).
+- (b) the same with ``--prior none``: plain wide ranges, AdamW [1e-5, 1e-1].
+- (c) what a user writes without tunekit: a plain Optuna TPE study (``TPESampler(seed)``, no pruner) over
+  AdamW with lr log-uniform [1e-5, 1e-1] and weight decay log-uniform [1e-4, 1e-1], torch's default
+  betas, cosine decay to 0 over the run with no warmup and no clipping (``AdamW`` +
+  ``CosineAnnealingLR(T_max=max_steps)`` stepped every step).
+- (d) the script's own ``configure_optimizers``, untuned (one run).
+
+(a) and (b) run the real CLI in a subprocess; (c) and (d) train through the same Lightning loop with
+the same validation points and seed, so every number is the metric at the end of training, measured
+the same way. The table gives, per example and method: the best final metric (mean ± sd over seeds
+and per seed), the trials needed to reach (c)'s final best of the same seed (strictly; ">T" when
+never), and the trial-0 metric: the prediction-only point for (a) and (b), the first TPE draw for
+(c), the single run for (d). A JSON file with every trial's value is written next to the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = {"charlm": REPO / "examples" / "charlm.py", "shapes": REPO / "examples" / "shapes.py"}
+METHODS = {
+    "a": "tunekit default",
+    "b": "tunekit --prior none",
+    "c": "plain Optuna TPE, AdamW+cosine",
+    "d": "script's own optimizer, untuned",
+}
+METRIC = "val_loss"
+
+
+@dataclass
+class Run:
+    example: str
+    method: str
+    seed: int
+    values: list  # final metric per trial in trial order; None for pruned or failed trials
+    seconds: float
+    prior: dict | None = None
+
+
+# --- the four methods --------------------------------------------------------------------------------
+
+
+def run_tunekit(example: str, seed: int, trials: int, max_steps: int, workdir: Path, prior: str | None) -> Run:
+    """(a)/(b): the real CLI in a subprocess, one worker, its own SQLite file."""
+    import optuna
+
+    method = "a" if prior is None else "b"
+    db = workdir / f"{example}-{method}-{seed}.db"
+    db.unlink(missing_ok=True)
+    url = f"sqlite:///{db}"
+    cmd = [sys.executable, "-m", "tunekit", "search", str(EXAMPLES[example]), "--study", "bench"]
+    cmd += ["--storage", url, "--trials", str(trials), "--max-steps", str(max_steps), "--seed", str(seed)]
+    cmd += ["--accelerator", "cpu"] + (["--prior", prior] if prior else [])
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=_one_thread_env())
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    study = optuna.load_study(study_name="bench", storage=url)
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    values = [t.value if t.state.name == "COMPLETE" else None for t in trials]
+    prior_record = study.user_attrs.get("tunekit.settings", {}).get("prior")
+    return Run(example, method, seed, values, seconds, prior_record)
+
+
+def run_plain_optuna(example: str, seed: int, trials: int, max_steps: int) -> Run:
+    """(c): the hand-written study. Same training loop and seed as tunekit's trials (run_fit)."""
+    import optuna
+
+    from tunekit.recipes import Recipe
+    from tunekit.training.fit import run_fit
+    from tunekit.training.quiet import silence_lightning
+    from tunekit.training.script import ScriptSpec, load_script
+
+    silence_lightning()
+    loaded = load_script(ScriptSpec(str(EXAMPLES[example])))
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+        weight_decay = trial.suggest_float("weight_decay", 1e-4, 1e-1, log=True)
+        # AdamW(lr, betas=(0.9, 0.999), weight_decay) + CosineAnnealingLR(T_max=max_steps), per step.
+        recipe = Recipe.from_dict(
+            {
+                "tunekit_recipe": 1,
+                "optimizer": {"name": "adamw", "lr": lr, "betas": [0.9, 0.999], "weight_decay": weight_decay},
+                "schedule": {"name": "cosine", "warmup_fraction": 0.0},
+                "training": {"max_steps": max_steps, "batch_size": loaded.default_batch_size, "seed": seed},
+            }
+        )
+        try:
+            value = run_fit(recipe, loaded, METRIC, accelerator="cpu").value
+        except Exception:  # noqa: BLE001 - a diverged run is a failed trial for a hand-written study too
+            return float("nan")
+        return value
+
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+    start = time.perf_counter()
+    study.optimize(objective, n_trials=trials)
+    values = [t.value if t.value is not None and math.isfinite(t.value) else None for t in study.trials]
+    return Run(example, "c", seed, values, time.perf_counter() - start)
+
+
+def run_untuned(example: str, seed: int, max_steps: int) -> Run:
+    """(d): the script's own configure_optimizers, with run_fit's trainer settings."""
+    import lightning.pytorch as pl
+
+    from tunekit.training.callbacks import EvalReporter
+    from tunekit.training.quiet import silence_lightning
+    from tunekit.training.script import ScriptSpec, load_script
+
+    silence_lightning()
+    loaded = load_script(ScriptSpec(str(EXAMPLES[example])))
+    start = time.perf_counter()
+    pl.seed_everything(seed, workers=True, verbose=False)
+    model = loaded.build_model()
+    data = loaded.build_data(loaded.default_batch_size)
+    reporter = EvalReporter(METRIC)
+    evaluations = 4  # as tunekit's trials
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=max_steps,
+        max_epochs=-1,
+        val_check_interval=max(1, max_steps // evaluations),
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[reporter],
+    )
+    kwargs = {"datamodule": data} if data is not None else {}
+    trainer.fit(model, **kwargs)
+    if not reporter.history or reporter.history[-1][0] != trainer.global_step:
+        trainer.validate(model, verbose=False, **kwargs)
+    value = reporter.history[-1][1]
+    return Run(example, "d", seed, [value if math.isfinite(value) else None], time.perf_counter() - start)
+
+
+def _one_thread_env() -> dict:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    return env
+
+
+def _work(job: tuple) -> Run:
+    import torch
+
+    torch.set_num_threads(1)
+    example, method, seed, trials, max_steps, workdir = job
+    if method == "a":
+        return run_tunekit(example, seed, trials, max_steps, Path(workdir), None)
+    if method == "b":
+        return run_tunekit(example, seed, trials, max_steps, Path(workdir), "none")
+    if method == "c":
+        return run_plain_optuna(example, seed, trials, max_steps)
+    return run_untuned(example, seed, max_steps)
+
+
+# --- the table -----------------------------------------------------------------------------------------
+
+
+def best_so_far(values: list) -> list:
+    out, best = [], math.inf
+    for v in values:
+        if v is not None and v < best:
+            best = v
+        out.append(best)
+    return out
+
+
+def trials_to_reach(values: list, target: float) -> int | None:
+    """1-based number of trials after which the best value is <= target (None: never)."""
+    for i, b in enumerate(best_so_far(values), start=1):
+        if b <= target:
+            return i
+    return None
+
+
+def summarize(runs: list[Run], trials: int) -> list[dict]:
+    rows = []
+    for example in dict.fromkeys(r.example for r in runs):
+        by = {(r.method, r.seed): r for r in runs if r.example == example}
+        seeds = sorted({r.seed for r in runs if r.example == example})
+        for method in METHODS:
+            mine = [by[(method, s)] for s in seeds if (method, s) in by]
+            if not mine:
+                continue
+            bests = [min((v for v in r.values if v is not None), default=math.inf) for r in mine]
+            reach = []
+            wins = 0
+            for r, b in zip(mine, bests, strict=True):
+                c = by.get(("c", r.seed))
+                if c is None:
+                    continue
+                c_best = min((v for v in c.values if v is not None), default=math.inf)
+                reach.append(trials_to_reach(r.values, c_best))
+                wins += b <= c_best
+            first = [r.values[0] for r in mine if r.values and r.values[0] is not None]
+            finite = [b for b in bests if math.isfinite(b)]
+            rows.append(
+                {
+                    "example": example,
+                    "method": method,
+                    "name": METHODS[method],
+                    "seeds": seeds,
+                    "best_mean": statistics.mean(finite) if finite else None,
+                    "best_sd": statistics.stdev(finite) if len(finite) > 1 else 0.0,
+                    "best_per_seed": bests,
+                    "trials_to_reach_c": reach,
+                    "at_least_as_good_as_c": f"{wins}/{len(reach)}",
+                    "trial0_mean": statistics.mean(first) if first else None,
+                    "trial0_per_seed": [r.values[0] for r in mine],
+                    "minutes": sum(r.seconds for r in mine) / 60,
+                    "prior": mine[0].prior,
+                }
+            )
+    return rows
+
+
+def format_table(rows: list[dict], trials: int, max_steps: int) -> str:
+    def g(x: float | None) -> str:
+        return "-" if x is None or not math.isfinite(x) else f"{x:.4f}"
+
+    def reach(xs: list) -> str:
+        return ",".join(">" + str(trials) if x is None else str(x) for x in xs)
+
+    head = (
+        f"{'example':8} {'method':38} {'best final (mean±sd)':22} {'best per seed':28} "
+        f"{'trials to (c) best':20} {'>= (c)':7} {'trial-0 (mean)':15} {'min':>5}"
+    )
+    lines = [
+        f"{trials} trials x {max_steps} steps per trial; metric {METRIC} at the end of training (lower is better)",
+        head,
+    ]
+    lines.append("-" * len(head))
+    for r in rows:
+        label = f"({r['method']}) {r['name']}"
+        per_seed = " ".join(g(b) for b in r["best_per_seed"])
+        trials_col = reach(r["trials_to_reach_c"]) if r["method"] != "d" else reach(r["trials_to_reach_c"]) + " (1 run)"
+        lines.append(
+            f"{r['example']:8} {label:38} {g(r['best_mean']) + ' ± ' + g(r['best_sd']):22} {per_seed:28} "
+            f"{trials_col:20} {r['at_least_as_good_as_c']:7} {g(r['trial0_mean']):15} {r['minutes']:5.1f}"
+        )
+    priors = {r["example"]: r["prior"] for r in rows if r["method"] == "a" and r["prior"]}
+    for example, prior in priors.items():
+        lines.append(f"prior used by (a) on {example}: {prior}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--examples", default="charlm,shapes", help="comma-separated: " + ",".join(EXAMPLES))
+    parser.add_argument("--methods", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
+    parser.add_argument("--trials", type=int, default=12, help="trials per study (equal for a, b, c)")
+    parser.add_argument("--max-steps", type=int, default=200, help="optimizer steps per trial")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (training and sampler)")
+    parser.add_argument(
+        "--jobs", type=int, default=min(2, os.cpu_count() or 1), help="parallel processes, 1 thread each"
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "tunekit-search-efficiency",
+        help="where the SQLite files and results.json go",
+    )
+    args = parser.parse_args(argv)
+
+    examples = [e for e in args.examples.split(",") if e]
+    methods = [m for m in args.methods.split(",") if m]
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    unknown = (set(examples) - set(EXAMPLES)) | (set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown example or method: {sorted(unknown)}")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    workdir = args.workdir.resolve()
+    # Longest first (tunekit studies, then plain TPE), so the pool ends together.
+    order = {"a": 0, "b": 1, "c": 2, "d": 3}
+    jobs = [
+        (e, m, s, args.trials, args.max_steps, str(workdir))
+        for m in sorted(methods, key=order.get)
+        for e in examples
+        for s in seeds
+    ]
+    start = time.perf_counter()
+    runs: list[Run] = []
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for run in pool.map(_work, jobs):
+            runs.append(run)
+            print(
+                f"[{(time.perf_counter() - start) / 60:5.1f} min] {run.example} ({run.method}) seed {run.seed}: "
+                f"best {min((v for v in run.values if v is not None), default=float('nan')):.4f}, "
+                f"trial 0 {run.values[0] if run.values else None}",
+                flush=True,
+            )
+    rows = summarize(runs, args.trials)
+    table = format_table(rows, args.trials, args.max_steps)
+    print()
+    print(table)
+    print(f"\ntotal {(time.perf_counter() - start) / 60:.1f} min with --jobs {args.jobs}")
+    out = workdir / "results.json"
+    out.write_text(
+        json.dumps(
+            {"args": vars(args) | {"workdir": str(workdir)}, "runs": [asdict(r) for r in runs], "rows": rows},
+            indent=1,
+            default=str,
+        )
+    )
+    print(f"every trial's value: {out}")
+
+
+if __name__ == "__main__":
+    main()
