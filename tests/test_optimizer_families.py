@@ -231,7 +231,7 @@ def test_unknown_family_lists_the_registered_ones() -> None:
     with pytest.raises(BadInput) as err:
         get_family("adamx")
     assert all(name in str(err.value) for name in FAMILIES)
-    with pytest.raises(BadInput, match="adamw, adan"):
+    with pytest.raises(BadInput, match=r"did you mean .adamw.\?\); choose from: adamw, sgd,"):
         Recipe.from_dict(
             {
                 "tunekit_recipe": 1,

@@ -32,13 +32,13 @@ def optimizers(pattern: str) -> None:
 
     from tunekit.search_spaces.optimizers import list_families
 
-    table = Table(title="optimizer families", show_lines=True)
+    table = Table(title="optimizer families ((default) = searched without --optimizers)", show_lines=True)
     for col in ("name", "description", "implementation", "defaults", "searched", "LR vs AdamW"):
         table.add_column(col)
     for f in list_families(pattern):
         ratio = f.lr_ratio
         table.add_row(
-            f.name,
+            f.name + ("\n[green](default)[/]" if f.in_default_search else ""),
             f"{f.description}\n[dim]{f.source}[/]",
             f.implementation,
             ", ".join(f"{k}={_fmt(v)}" for k, v in f.defaults.items()),

@@ -29,6 +29,7 @@ def _register_torch_families() -> None:
     register(
         OptimizerFamily(
             name="adamw",
+            in_default_search=True,
             description="Adam with decoupled weight decay",
             implementation="torch.optim.AdamW",
             source="Loshchilov & Hutter 2019; LLM defaults betas (0.9, 0.95), wd 0.1 (DeepSeek LLM)",
@@ -44,6 +45,7 @@ def _register_torch_families() -> None:
     register(
         OptimizerFamily(
             name="sgd",
+            in_default_search=True,
             description="SGD with Nesterov momentum",
             implementation="torch.optim.SGD",
             source="Sutskever et al. 2013 (Nesterov momentum); torch.optim.SGD",
@@ -60,6 +62,7 @@ def _register_sign_and_orthogonal_families() -> None:
     register(
         OptimizerFamily(
             name="lion",
+            in_default_search=True,
             description="Lion: sign of an interpolated momentum; LR 3-10x below AdamW, decay 3-10x above",
             implementation="pytorch_optimizer.Lion",
             source="Chen et al. 2023 (google/automl lion): betas (0.9, 0.99); wd 0.7 at 130M (Wen et al. 2025)",
@@ -78,6 +81,7 @@ def _register_sign_and_orthogonal_families() -> None:
     register(
         OptimizerFamily(
             name="muon",
+            in_default_search=True,
             description=(
                 "Muon (orthogonalised Nesterov momentum) on hidden matrices, AdamW on embeddings, head, "
                 "biases and gains; Muon LR on its own scale, AdamW part at 0.4x AdamW's"
@@ -117,6 +121,7 @@ def _register_schedule_free_families() -> None:
     register(
         OptimizerFamily(
             name="schedulefree_adamw",
+            in_default_search=True,
             description="Schedule-free AdamW: iterate averaging instead of an LR schedule",
             implementation="schedulefree.AdamWScheduleFree",
             source="Defazio et al. 2024; facebookresearch/schedule_free defaults",

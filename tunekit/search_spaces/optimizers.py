@@ -63,6 +63,8 @@ class OptimizerFamily:
             scales with the budget like every other warmup), and it must be switched with
             ``.train()``/``.eval()`` wherever the model is.
         fixed: keyword arguments always passed to the class and not exposed (e.g. nesterov).
+        in_default_search: searched when ``--optimizers`` is not given. The default set is small so
+            that a budget of a few dozen trials tunes each family instead of touching each once.
         aliases: keyword arguments that take the value of one of the family's hyperparameters
             (MARS's 1-D AdamW part runs at the searched LR: ``{"lr_1d": "lr"}``).
         budget_fractions: keyword arguments set from the trial's step budget, as a fraction of
@@ -80,6 +82,7 @@ class OptimizerFamily:
     grouping: str = "decay_matrices"
     schedule_free: bool = False
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    in_default_search: bool = False
     aliases: Mapping[str, str] = field(default_factory=dict)
     budget_fractions: Mapping[str, float] = field(default_factory=dict)
 

@@ -55,7 +55,9 @@ class SpaceConfig:
 
 
 def default_optimizers() -> list[str]:
-    return [f.name for f in list_families()]
+    """The families searched when ``--optimizers`` is not given: AdamW, SGD, Lion, Muon and schedule-free
+    AdamW (``tunekit optimizers`` marks them). The others are one ``--optimizers`` away."""
+    return [f.name for f in list_families() if f.in_default_search]
 
 
 def default_schedules() -> list[str]:
@@ -177,12 +179,12 @@ class SearchSpace:
             where="sampled recipe",
         )
 
-    def predicted_point(self, default_batch_size: int | None) -> dict:
-        """Optuna params for the prior's prediction: the first family at its centre LR and defaults.
+    def predicted_point(self, default_batch_size: int | None, family_name: str | None = None) -> dict:
+        """Optuna params for the prior's prediction: a family (default: the first) at its centre LR and defaults.
 
         Values outside a (user-narrowed) range are left out, so Optuna samples them instead.
         """
-        family = self.families[0]
+        family = get_family(family_name) if family_name else self.families[0]
         point: dict[str, Any] = {"optimizer": family.name}
         for hp, lr_range in family.lr_params.items():
             point[f"{family.name}.{hp}"] = lr_range.centre(self.config.centre_lr)
