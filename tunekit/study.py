@@ -20,10 +20,17 @@ RECIPE_ATTR = "tunekit.recipe"
 REASON_ATTR = "tunekit.reason"
 TRACEBACK_ATTR = "tunekit.traceback"
 ORIGIN_ATTR = "tunekit.origin"  # why a trial was enqueued: "prior prediction", "retry of N"
+WORKER_ATTR = "tunekit.worker"  # "host:pid" of the process running the trial
+PROGRESS_ATTR = "tunekit.progress"  # {"step": s, "total": T}, updated every few seconds while running
 SETTINGS_VERSION = 1
 
 # Reasons for failures that are not the trial's fault: such trials are retried and not counted.
 INTERRUPTED = "interrupted"
+# A FAIL trial without a tunekit reason was failed by the heartbeat check: its process died
+# (kill -9, the OOM killer, a lost machine) before it could record anything.
+WORKER_DIED = "worker died (no heartbeat)"
+# Several workers asked for the study's last trial at once; the later ones give theirs up at once.
+SURPLUS = "not run: other workers had already started the study's last trials"
 
 
 @dataclass
@@ -102,19 +109,33 @@ def create_or_continue(storage: Any, name: str, settings: StudySettings, given: 
     """
     import optuna
 
-    if name in study_names(storage):
-        study = load_existing_study(storage, name)
-        stored = StudySettings.from_study(study)
-        old, new = stored.comparable(), settings.comparable()
-        for key in [k for k in old if (k in given or k == "script") and old[k] != new[k]]:
-            raise BadInput(
-                f"study '{name}' was created with {key} {_show(old[key])}, not {_show(new[key])}; "
-                "run with the same setting to continue it, or choose a new --study name."
-            )
-        return study, stored
-    study = optuna.create_study(storage=storage, study_name=name, direction=settings.direction)
-    settings.save(study)
-    return study, settings
+    if name not in study_names(storage):
+        try:
+            study = optuna.create_study(storage=storage, study_name=name, direction=settings.direction)
+        except optuna.exceptions.DuplicatedStudyError:
+            pass  # another worker created it a moment ago: continue it below
+        else:
+            settings.save(study)
+            return study, settings
+    study = load_existing_study(storage, name)
+    stored = _stored_settings(study)
+    old, new = stored.comparable(), settings.comparable()
+    for key in [k for k in old if (k in given or k == "script") and old[k] != new[k]]:
+        raise BadInput(
+            f"study '{name}' was created with {key} {_show(old[key])}, not {_show(new[key])}; "
+            "run with the same setting to continue it, or choose a new --study name."
+        )
+    return study, stored
+
+
+def _stored_settings(study: Any, wait: float = 5.0) -> StudySettings:
+    """The study's settings, waiting briefly for a worker that created it an instant ago to store them."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while SETTINGS_ATTR not in study.user_attrs and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return StudySettings.from_study(study)
 
 
 def _show(value: Any) -> str:
@@ -136,26 +157,47 @@ def recipe_of(trial: Any) -> dict | None:
 
 
 def reason_of(trial: Any) -> str:
-    return trial.user_attrs.get(REASON_ATTR, "")
+    """Why a trial was pruned or failed; a FAIL without a recorded reason lost its worker."""
+    reason = trial.user_attrs.get(REASON_ATTR, "")
+    if not reason and trial.state.name == "FAIL":
+        return WORKER_DIED
+    return reason
 
 
 def counts_toward_target(trial: Any) -> bool:
-    """Finished trials that count: complete, pruned, or failed in the user's code.
+    """Finished trials that count: complete, pruned, or failed in the user's code (OOM included).
 
     Interrupted trials and trials of dead workers (failed by the heartbeat check, with no tunekit
-    reason) are retried instead, so they do not count.
+    reason) are retried instead, and surplus trials never ran, so none of those count.
     """
     state = trial.state.name
     if state in ("COMPLETE", "PRUNED"):
         return True
-    return state == "FAIL" and REASON_ATTR in trial.user_attrs and reason_of(trial) != INTERRUPTED
+    return state == "FAIL" and trial.user_attrs.get(REASON_ATTR) not in (None, INTERRUPTED, SURPLUS)
+
+
+def is_surplus(trial: Any) -> bool:
+    return trial.user_attrs.get(REASON_ATTR) == SURPLUS
 
 
 def state_counts(trials: list) -> dict[str, int]:
+    """Trials per state; surplus trials (given up before they started) are left out."""
     out = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0, "RUNNING": 0, "WAITING": 0}
     for t in trials:
-        out[t.state.name] = out.get(t.state.name, 0) + 1
+        if not is_surplus(t):
+            out[t.state.name] = out.get(t.state.name, 0) + 1
     return out
+
+
+def progress_of(trial: Any) -> str:
+    """``step 40/200 on host:1234`` for a running trial (what its worker last recorded)."""
+    progress = trial.user_attrs.get(PROGRESS_ATTR) or {}
+    parts = []
+    if progress:
+        parts.append(f"step {progress.get('step', 0)}/{progress.get('total', '?')}")
+    if trial.user_attrs.get(WORKER_ATTR):
+        parts.append(f"on {trial.user_attrs[WORKER_ATTR]}")
+    return " ".join(parts)
 
 
 def best_trial(study: Any) -> Any | None:

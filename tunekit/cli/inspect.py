@@ -54,7 +54,16 @@ def show(study_name: str, storage: str | None, trial_number: int | None) -> None
     from tunekit.progress import summary_table
     from tunekit.recipes import Recipe
     from tunekit.storage import open_storage, resolve_url
-    from tunekit.study import ORIGIN_ATTR, TRACEBACK_ATTR, best_trial, open_study, reason_of, recipe_of, state_counts
+    from tunekit.study import (
+        ORIGIN_ATTR,
+        TRACEBACK_ATTR,
+        best_trial,
+        open_study,
+        progress_of,
+        reason_of,
+        recipe_of,
+        state_counts,
+    )
 
     url = resolve_url(storage)
     study, settings = open_study(open_storage(url), study_name)
@@ -72,6 +81,8 @@ def show(study_name: str, storage: str | None, trial_number: int | None) -> None
             out.print(f"origin: {t.user_attrs[ORIGIN_ATTR]}")
         if reason_of(t):
             out.print(f"reason: {reason_of(t)}")
+        if t.state.name == "RUNNING" and progress_of(t):
+            out.print(f"running: {progress_of(t)}")
         if t.intermediate_values:
             out.print(
                 "validation: " + ", ".join(f"step {s}: {v:.4g}" for s, v in sorted(t.intermediate_values.items()))

@@ -11,6 +11,14 @@ from tunekit.cli._options import console, given_options, script_options, storage
 DEFAULT_TRIALS = 20
 DEFAULT_MAX_STEPS = 200
 
+jobs_option = click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes on this machine, sharing the study (each gets cores/N threads).",
+)
+
 
 @click.command()
 @click.argument("script", type=click.Path(dir_okay=False, path_type=Path))
@@ -51,9 +59,10 @@ DEFAULT_MAX_STEPS = 200
 @click.option("--direction", type=click.Choice(["minimize", "maximize"]), default="minimize", show_default=True)
 @click.option(
     "--prior",
-    default="default",
+    default="deepseek",
     show_default=True,
-    help="Where LR ranges are centred: default or none (plain wide ranges).",
+    help="Where LR ranges are centred: deepseek, steplaw, none (plain wide ranges), or a law.yaml from "
+    "'tunekit law fit'. See it first with tunekit predict.",
 )
 @click.option(
     "--space",
@@ -73,6 +82,7 @@ DEFAULT_MAX_STEPS = 200
     help="Validations per trial (reported for pruning).",
 )
 @click.option("--accelerator", default="auto", show_default=True, help="Lightning accelerator (cpu, gpu, auto).")
+@jobs_option
 @script_options
 @click.pass_context
 def search(
@@ -92,6 +102,7 @@ def search(
     seed: int,
     evaluations: int,
     accelerator: str,
+    jobs: int,
     model: str | None,
     data: str | None,
     model_args: tuple,
@@ -111,6 +122,8 @@ def search(
     from tunekit.study import StudySettings, create_or_continue
     from tunekit.training.script import ScriptSpec, load_script, parse_assignments
 
+    url = resolve_url(storage)
+    _check_jobs(jobs, url)
     spec = ScriptSpec(
         str(script.resolve()),
         model,
@@ -138,13 +151,12 @@ def search(
     SearchSpace(config)  # validates the space before anything is written
     settings = StudySettings(spec, metric, direction, config, chosen_prior.record)
     name = study_name or script.stem
-    url = resolve_url(storage)
     store = open_storage(url)
     from tunekit.training.fit import check_script
 
     check_script(loaded, metric, batch)
     study, settings = create_or_continue(store, name, settings, given_options(ctx))
-    _run(store, study, settings, url, trials or DEFAULT_TRIALS, timeout, accelerator)
+    _run(store, study, settings, url, trials or DEFAULT_TRIALS, timeout, accelerator, jobs)
 
 
 @click.command()
@@ -164,28 +176,56 @@ def search(
     help="Stop starting new trials after this long.",
 )
 @click.option("--accelerator", default="auto", show_default=True, help="Lightning accelerator (cpu, gpu, auto).")
-def resume(study_name: str, storage: str | None, trials: int | None, timeout: float | None, accelerator: str) -> None:
+@jobs_option
+def resume(
+    study_name: str, storage: str | None, trials: int | None, timeout: float | None, accelerator: str, jobs: int
+) -> None:
     """Continue a study from the settings stored in its database."""
     from tunekit.errors import BadInput
     from tunekit.search import remaining_trials
-    from tunekit.storage import open_storage, resolve_url
+    from tunekit.storage import open_storage, reap_dead_workers, resolve_url
     from tunekit.study import open_study
 
     url = resolve_url(storage)
+    _check_jobs(jobs, url)
     store = open_storage(url)
     study, settings = open_study(store, study_name)
+    reap_dead_workers(study)
     if not Path(settings.script.path).is_file():
         raise BadInput(
             f"the study's script '{settings.script.path}' no longer exists; put it back or run tunekit search on its new path with --study {study_name}."
         )
     if trials is None:
-        trials = remaining_trials(study, settings)
-        if trials == 0:
+        if remaining_trials(study, settings) == 0:
             console().print(
                 f"Study '{study_name}' already has its {settings.target_trials} trials; add more with --trials N."
             )
             return
-    _run(store, study, settings, url, trials, timeout, accelerator)
+    # Without --trials, the stored target stands: recounting here would raise it by whatever other
+    # workers finished in the meantime.
+    _run(store, study, settings, url, trials, timeout, accelerator, jobs)
+
+
+def _check_jobs(jobs: int, url: str) -> None:
+    """Refuse more workers than cores, or workers that cannot share the storage.
+
+    Raises:
+        BadInput: ``--jobs`` exceeds the cores, or the storage is in-memory SQLite.
+    """
+    from tunekit.errors import BadInput
+    from tunekit.storage import is_sqlite, sqlite_path
+    from tunekit.workers import available_cores
+
+    if jobs == 1:
+        return
+    cores = available_cores()
+    if jobs > cores:
+        raise BadInput(
+            f"--jobs {jobs} is more than the {cores} CPU core(s) here; each worker needs a core of its own, "
+            f"so use --jobs {cores} or fewer."
+        )
+    if is_sqlite(url) and sqlite_path(url) is None:
+        raise BadInput("--jobs needs a storage the workers can share; give a file (sqlite:///FILE) or a server URL.")
 
 
 def _batch_choices(default: int | None) -> list[int] | None:
@@ -196,35 +236,70 @@ def _batch_choices(default: int | None) -> list[int] | None:
 
 
 def _run(
-    store: object, study: object, settings: object, url: str, n_trials: int, timeout: float | None, accelerator: str
+    store: object,
+    study: object,
+    settings: object,
+    url: str,
+    n_trials: int | None,
+    timeout: float | None,
+    accelerator: str,
+    jobs: int,
 ) -> None:
+    """Run ``n_trials`` more trials (None: up to the stored target) in this process or ``jobs`` workers."""
     from tunekit.interrupts import exit_code_for_interrupt
-    from tunekit.progress import SearchView, summary_table
-    from tunekit.search import run_search
-    from tunekit.study import counts_toward_target
+    from tunekit.progress import SearchView, WorkersView, summary_table
+    from tunekit.search import counted_trials, enqueue_prediction, run_search
+    from tunekit.search_spaces.space import SearchSpace
+    from tunekit.storage import SQLITE_SENSIBLE_WORKERS, is_sqlite, reap_dead_workers
     from tunekit.training.script import load_script
+    from tunekit.workers import run_workers, threads_per_worker
 
-    done = sum(counts_toward_target(t) for t in study.get_trials(deepcopy=False))
-    settings.target_trials = done + n_trials
-    settings.save(study)
+    reap_dead_workers(study)  # trials of workers killed since the last run: failed and queued again
+    counted = counted_trials(study.get_trials(deepcopy=False))
+    if n_trials is not None:
+        settings.target_trials = counted + n_trials
+        settings.save(study)
+    n_trials = max(0, settings.target_trials - counted)
     out = console()
+    workers = f" on {jobs} workers of {threads_per_worker(jobs)} thread(s)" if jobs > 1 else ""
     out.print(
-        f"Study [bold]{study.study_name}[/] in {url}: {n_trials} trial(s) of {settings.space.max_steps} steps, "
-        f"optimizing {settings.metric} ({settings.direction}).",
+        f"Study [bold]{study.study_name}[/] in {url}: {n_trials} trial(s) of {settings.space.max_steps} steps"
+        f"{workers}, optimizing {settings.metric} ({settings.direction}).",
         highlight=False,
     )
+    if jobs > SQLITE_SENSIBLE_WORKERS and is_sqlite(url):
+        out.print(
+            f"[yellow]Warning: {jobs} workers on one SQLite file. SQLite lets one process write at a time, and "
+            "every report, heartbeat and progress update is a write, so past "
+            f"{SQLITE_SENSIBLE_WORKERS} workers they mostly wait for its lock; use PostgreSQL "
+            "(--storage postgresql://...) for more.[/]",
+            highlight=False,
+        )
     loaded = load_script(settings.script)
-    view = SearchView(out, study, settings.metric, settings.target_trials)
-    outcome = run_search(
-        store, study, settings, loaded, n_trials=n_trials, timeout=timeout, view=view, accelerator=accelerator
-    )
-    out.print(summary_table(study, settings.metric, limit=5))
+    enqueue_prediction(study, SearchSpace(settings.space), loaded)
+    if jobs == 1:
+        view = SearchView(out, study, settings.metric, settings.target_trials)
+        outcome = run_search(store, study, settings, loaded, timeout=timeout, view=view, accelerator=accelerator)
+    else:
+        view = WorkersView(out, study, settings.metric, settings.target_trials, jobs)
+        outcome = run_workers(url, study, jobs, timeout, accelerator, view)
     flag = storage_flag(url)
+    if outcome.forced:
+        out.print(
+            f"[yellow]Stopped at once.[/] Resume with: tunekit resume --study {study.study_name}{flag}", highlight=False
+        )
+        raise SystemExit(exit_code_for_interrupt())
+    out.print(summary_table(study, settings.metric, limit=5))
     if outcome.interrupted:
         out.print(
             f"[yellow]Interrupted.[/] Resume with: tunekit resume --study {study.study_name}{flag}", highlight=False
         )
         raise SystemExit(exit_code_for_interrupt())
+    from tunekit.study import best_trial
+
+    if best_trial(study) is None:
+        out.print(f"No trial completed; see why with: tunekit show --study {study.study_name}{flag}", highlight=False)
+        return
     out.print(
         f"Export the best recipe: tunekit export --study {study.study_name}{flag} -o {study.study_name}.yaml",
         highlight=False,
