@@ -185,3 +185,21 @@ def test_lightning_export_trains_the_same_as_the_recipe(storage_url, tmp_path):
     trainer.fit(model, datamodule=data)
     (trial,) = load(storage_url).get_trials()
     assert math.isclose(float(trainer.callback_metrics["val_loss"]), trial.value, rel_tol=1e-5)
+
+
+def test_each_family_starts_at_its_predicted_point(storage_url):
+    result = run("search", TINY, "--trials", "3", "--optimizers", "sgd,lion,schedulefree_adamw", *FAST)
+    assert result.exit_code == 0, result.output
+    trials = load(storage_url).get_trials()
+    assert [t.params["optimizer"] for t in trials] == ["sgd", "lion", "schedulefree_adamw"]
+    assert all(t.user_attrs[ORIGIN_ATTR] == "prior prediction" for t in trials)
+
+
+def test_script_without_configure_optimizers(storage_url, write_script):
+    source = TINY.read_text().replace(
+        "    def configure_optimizers(self):\n        return torch.optim.SGD(self.parameters(), lr=0.01)\n", ""
+    )
+    assert "configure_optimizers" not in source
+    result = run("search", write_script(source), "--trials", "1", *FAST)
+    assert result.exit_code == 0, result.output
+    assert load(storage_url, "model").get_trials()[0].state.name == "COMPLETE"

@@ -43,7 +43,10 @@ def _with(section: str, **changes):
         (_with("training", max_steps="100"), "training.max_steps must be int, got '100'"),
         (_with("training", max_steps=0), "training.max_steps must be at least 1"),
         (_with("training", epochs=3), "training has unknown field(s) ['epochs']"),
-        (_with("optimizer", name="adamx"), "unknown optimizer 'adamx' (did you mean 'adamw'?); choose from: adamw, sgd,"),
+        (
+            _with("optimizer", name="adamx"),
+            "unknown optimizer 'adamx' (did you mean 'adamw'?); choose from: adamw, sgd,",
+        ),
         (
             _with("optimizer", momentum=0.9),
             "optimizer 'adamw' has no hyperparameter 'momentum'; valid: betas, eps, lr, weight_decay.",

@@ -35,6 +35,7 @@ from tunekit.storage import grace_period, reap_dead_workers
 from tunekit.study import (
     INTERRUPTED,
     ORIGIN_ATTR,
+    PREDICTED_ATTR,
     PROGRESS_ATTR,
     REASON_ATTR,
     RECIPE_ATTR,
@@ -116,11 +117,22 @@ def remaining_trials(study: Any, settings: StudySettings) -> int:
     return max(0, (settings.target_trials or 0) - counted_trials(study.get_trials(deepcopy=False)))
 
 
-def enqueue_prediction(study: Any, space: SearchSpace, script: LoadedScript) -> None:
-    """Queue the prior's predicted point as the study's first trial (once, for a new study)."""
-    if study.get_trials(deepcopy=False):
-        return
-    study.enqueue_trial(space.predicted_point(script.default_batch_size), user_attrs={ORIGIN_ATTR: "prior prediction"})
+def enqueue_next_prediction(study: Any, space: SearchSpace, script: LoadedScript) -> None:
+    """Queue the prior's predicted point of the next family that has no trial yet.
+
+    Every family in the space starts at its prediction (centre LR, paper defaults, the default
+    schedule) before TPE models it: a fair comparison tunes each family on its own (Wen et al.
+    2025), and a family TPE's random start never drew would otherwise never be judged at all.
+    """
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state.name == "WAITING" for t in trials):
+        return  # the queued trial runs next; queue more only when the queue is empty (none left over)
+    tried = {t.params.get("optimizer") for t in trials} | {t.user_attrs.get(PREDICTED_ATTR) for t in trials}
+    for family in space.families:
+        if family.name not in tried:
+            point = space.predicted_point(script.default_batch_size, family.name)
+            study.enqueue_trial(point, user_attrs={ORIGIN_ATTR: "prior prediction", PREDICTED_ATTR: family.name})
+            return
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -269,7 +281,8 @@ def run_search(
         def on_eval(step: int, value: float) -> None:
             trial.report(value, step)
             view.evaluated(step, value)
-            if trial.should_prune():
+            # The last evaluation ends the trial: it completes with that value, never pruned at the line.
+            if step < settings.space.max_steps and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at step {step} ({settings.metric}={value:.4g}, in the worst quarter)")
 
         try:
@@ -329,6 +342,7 @@ def run_search(
     with flag, view:
         try:
             while wait_for_place(storage, study, target, flag, deadline, view):
+                enqueue_next_prediction(study, space, script)
                 study.optimize(
                     objective,
                     n_trials=1,

@@ -19,6 +19,7 @@ SETTINGS_ATTR = "tunekit.settings"
 RECIPE_ATTR = "tunekit.recipe"
 REASON_ATTR = "tunekit.reason"
 TRACEBACK_ATTR = "tunekit.traceback"
+PREDICTED_ATTR = "tunekit.predicted_family"  # on a family's queued predicted point
 ORIGIN_ATTR = "tunekit.origin"  # why a trial was enqueued: "prior prediction", "retry of N"
 WORKER_ATTR = "tunekit.worker"  # "host:pid" of the process running the trial
 PROGRESS_ATTR = "tunekit.progress"  # {"step": s, "total": T}, updated every few seconds while running

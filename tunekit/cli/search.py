@@ -248,8 +248,7 @@ def _run(
     """Run ``n_trials`` more trials (None: up to the stored target) in this process or ``jobs`` workers."""
     from tunekit.interrupts import exit_code_for_interrupt
     from tunekit.progress import SearchView, WorkersView, summary_table
-    from tunekit.search import counted_trials, enqueue_prediction, run_search
-    from tunekit.search_spaces.space import SearchSpace
+    from tunekit.search import counted_trials, run_search
     from tunekit.storage import SQLITE_SENSIBLE_WORKERS, is_sqlite, reap_dead_workers
     from tunekit.training.script import load_script
     from tunekit.workers import run_workers, threads_per_worker
@@ -276,7 +275,6 @@ def _run(
             highlight=False,
         )
     loaded = load_script(settings.script)
-    enqueue_prediction(study, SearchSpace(settings.space), loaded)
     if jobs == 1:
         view = SearchView(out, study, settings.metric, settings.target_trials)
         outcome = run_search(store, study, settings, loaded, timeout=timeout, view=view, accelerator=accelerator)

@@ -70,8 +70,10 @@ def run_fit(
     model = script.build_model()
     data = script.build_data(t["batch_size"])
 
+    use_recipe = UseRecipe(recipe)
+    use_recipe.install(model)  # before fit: the script need not define configure_optimizers at all
     reporter = EvalReporter(metric, on_eval)
-    callbacks: list = [UseRecipe(recipe), DivergenceGuard(), StepHook(on_step, should_stop), reporter]
+    callbacks: list = [use_recipe, DivergenceGuard(), StepHook(on_step, should_stop), reporter]
     if get_family(recipe.optimizer["name"]).schedule_free:
         callbacks.append(ScheduleFreeSwitch())
     trainer = pl.Trainer(

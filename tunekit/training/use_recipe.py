@@ -34,6 +34,15 @@ class UseRecipe(pl.Callback):
     def from_file(cls, path: str | Path) -> UseRecipe:
         return cls(load_recipe(path))
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+    def install(self, module: pl.LightningModule) -> None:
+        """Give ``module`` the recipe's ``configure_optimizers``.
+
+        ``setup`` does this for a Trainer's run, but Lightning checks that a module has a
+        ``configure_optimizers`` before any callback hook runs; call this first for a module that
+        defines none.
+        """
         recipe = self.recipe
-        pl_module.configure_optimizers = types.MethodType(lambda module: recipe.configure_optimizers(module), pl_module)
+        module.configure_optimizers = types.MethodType(lambda m: recipe.configure_optimizers(m), module)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.install(pl_module)
