@@ -169,11 +169,12 @@ def _validate_training(where: str, section: dict) -> dict:
         raise BadInput(
             f"{where}: training has unknown field(s) {sorted(unknown)}; valid: {', '.join(_TRAINING_FIELDS)}."
         )
-    out = dict(TRAINING_DEFAULTS)
+    out = {}
     for key, (types, required) in _TRAINING_FIELDS.items():
         if key not in section:
             if required:
                 raise BadInput(f"{where}: training.{key} is missing; give it as an integer.")
+            out[key] = TRAINING_DEFAULTS[key]
             continue
         value = section[key]
         if isinstance(value, bool) or not isinstance(value, types):
