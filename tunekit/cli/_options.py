@@ -62,6 +62,37 @@ def script_options(fn: Callable) -> Callable:
     return fn
 
 
+DEFAULT_MAX_STEPS = 200
+
+max_steps_option = click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_STEPS,
+    show_default=True,
+    help="Optimizer steps per trial (the budget).",
+)
+prior_option = click.option(
+    "--prior",
+    default="deepseek",
+    show_default=True,
+    help="Where LR ranges are centred: deepseek, steplaw, none (plain wide ranges), or a law.yaml from "
+    "'tunekit law fit'. See it first with tunekit predict.",
+)
+
+
+def script_spec(script: Any, model: str | None, data: str | None, model_args: tuple, data_args: tuple) -> Any:
+    """The ``ScriptSpec`` for a script argument and the ``script_options`` values."""
+    from tunekit.training.script import ScriptSpec, parse_assignments
+
+    return ScriptSpec(
+        str(script.resolve()),
+        model,
+        data,
+        parse_assignments(model_args, "--model-arg"),
+        parse_assignments(data_args, "--data-arg"),
+    )
+
+
 def storage_flag(url: str) -> str:
     """``--storage URL`` to repeat in a suggested command, or nothing for the default."""
     from tunekit.storage import DEFAULT_STORAGE

@@ -7,26 +7,13 @@ from typing import Any
 
 import click
 
-from tunekit.cli._options import console, script_options
-
-DEFAULT_MAX_STEPS = 200  # the same as search's
+from tunekit.cli._options import console, max_steps_option, prior_option, script_options, script_spec
 
 
 @click.command()
 @click.argument("script", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--max-steps",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_STEPS,
-    show_default=True,
-    help="Optimizer steps per trial (the budget D is measured for).",
-)
-@click.option(
-    "--prior",
-    default="deepseek",
-    show_default=True,
-    help="deepseek, steplaw, none, or a law.yaml from 'tunekit law fit': the one a search would centre on.",
-)
+@max_steps_option
+@prior_option
 @click.option(
     "--tokens-per-sample",
     type=click.FloatRange(min=0, min_open=True),
@@ -59,16 +46,10 @@ def predict(
     from tunekit.priors import plan
     from tunekit.search_spaces.space import parse_names
     from tunekit.training.quiet import silence_lightning
-    from tunekit.training.script import ScriptSpec, load_script, parse_assignments
+    from tunekit.training.script import load_script
 
     silence_lightning()
-    spec = ScriptSpec(
-        str(script.resolve()),
-        model,
-        data,
-        parse_assignments(model_args, "--model-arg"),
-        parse_assignments(data_args, "--data-arg"),
-    )
+    spec = script_spec(script, model, data, model_args, data_args)
     families = parse_names(optimizers, "optimizers")
     loaded = load_script(spec)
     result = plan(

@@ -6,10 +6,19 @@ from pathlib import Path
 
 import click
 
-from tunekit.cli._options import console, given_options, script_options, storage_flag, storage_option, study_option
+from tunekit.cli._options import (
+    console,
+    given_options,
+    max_steps_option,
+    prior_option,
+    script_options,
+    script_spec,
+    storage_flag,
+    storage_option,
+    study_option,
+)
 
 DEFAULT_TRIALS = 20
-DEFAULT_MAX_STEPS = 200
 
 jobs_option = click.option(
     "--jobs",
@@ -34,13 +43,7 @@ jobs_option = click.option(
     metavar="SECONDS",
     help="Stop starting new trials after this long.",
 )
-@click.option(
-    "--max-steps",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_STEPS,
-    show_default=True,
-    help="Optimizer steps per trial (the budget).",
-)
+@max_steps_option
 @click.option(
     "--optimizers",
     default=None,
@@ -57,13 +60,7 @@ jobs_option = click.option(
     help="Logged metric to optimize (its value at the end of training).",
 )
 @click.option("--direction", type=click.Choice(["minimize", "maximize"]), default="minimize", show_default=True)
-@click.option(
-    "--prior",
-    default="deepseek",
-    show_default=True,
-    help="Where LR ranges are centred: deepseek, steplaw, none (plain wide ranges), or a law.yaml from "
-    "'tunekit law fit'. See it first with tunekit predict.",
-)
+@prior_option
 @click.option(
     "--space",
     "space_file",
@@ -120,17 +117,11 @@ def search(
     )
     from tunekit.storage import open_storage, resolve_url
     from tunekit.study import StudySettings, create_or_continue
-    from tunekit.training.script import ScriptSpec, load_script, parse_assignments
+    from tunekit.training.script import load_script
 
     url = resolve_url(storage)
     _check_jobs(jobs, url)
-    spec = ScriptSpec(
-        str(script.resolve()),
-        model,
-        data,
-        parse_assignments(model_args, "--model-arg"),
-        parse_assignments(data_args, "--data-arg"),
-    )
+    spec = script_spec(script, model, data, model_args, data_args)
     optimizer_names = parse_names(optimizers, "optimizers") or default_optimizers()
     schedule_names = parse_names(schedules, "schedules") or default_schedules()
     overrides = load_space_file(space_file) if space_file else {}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tunekit.cli._options import console, script_options
+from tunekit.cli._options import console, script_options, script_spec
 
 
 @click.command()
@@ -37,7 +37,7 @@ def train(
     """Train SCRIPT's module once with RECIPE and print the metric at the end."""
     from tunekit.recipes import load_recipe
     from tunekit.training.fit import run_fit
-    from tunekit.training.script import ScriptSpec, load_script, parse_assignments
+    from tunekit.training.script import load_script
 
     recipe = load_recipe(recipe_path)
     if max_steps is not None:
@@ -45,13 +45,7 @@ def train(
     if seed is not None:
         recipe.training["seed"] = seed
     metric = metric or (recipe.result or {}).get("metric") or "val_loss"
-    spec = ScriptSpec(
-        str(script.resolve()),
-        model,
-        data,
-        parse_assignments(model_args, "--model-arg"),
-        parse_assignments(data_args, "--data-arg"),
-    )
+    spec = script_spec(script, model, data, model_args, data_args)
     loaded = load_script(spec)
     out = console()
     opt, sched = recipe.optimizer, recipe.schedule

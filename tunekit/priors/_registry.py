@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tunekit.errors import BadInput
+from tunekit.errors import unknown_name
 from tunekit.priors import _laws
 from tunekit.priors._measure import Measurement
 
@@ -88,7 +88,7 @@ def get_law(name: str) -> Law:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise BadInput(f"unknown law '{name}'; choose from: {', '.join(_REGISTRY)}.") from None
+        raise unknown_name("law", name, list(_REGISTRY)) from None
 
 
 def list_laws(pattern: str = "*") -> list[Law]:
