@@ -16,13 +16,13 @@ from torch import nn
 
 from tunekit.errors import BadInput
 from tunekit.search_spaces import schedules
+from tunekit.search_spaces.schedule_plots import plot_schedule
 from tunekit.search_spaces.schedules import (
     SCHEDULE_NAMES,
     build_lr_scheduler,
     get_schedule,
     list_schedules,
     multiplier,
-    plot_schedule,
     resolve_params,
     sgdr_restarts,
     warmup_steps,

@@ -70,7 +70,8 @@ def optimizers(pattern: str) -> None:
 )
 def schedules(pattern: str, plot_name: str | None, steps: int, output: Path | None, params: tuple) -> None:
     """List the LR schedules (glob PATTERN) with parameters and sources, or --plot one."""
-    from tunekit.search_spaces.schedules import get_schedule, list_schedules, plot_schedule
+    from tunekit.search_spaces.schedule_plots import plot_schedule
+    from tunekit.search_spaces.schedules import get_schedule, list_schedules
     from tunekit.training.script import parse_assignments
 
     if plot_name is not None:

@@ -24,10 +24,9 @@ from typing import Any
 from tunekit.errors import BadInput
 from tunekit.recipes import Recipe
 from tunekit.search_spaces.optimizers import get_family, list_families
-from tunekit.search_spaces.params import Choice, FloatRange, Param, param_from_yaml
-from tunekit.search_spaces.schedules import get_schedule, list_schedules
+from tunekit.search_spaces.params import Choice, Param, param_from_yaml
+from tunekit.search_spaces.schedules import WARMUP_SPACE, get_schedule, list_schedules
 
-WARMUP = FloatRange(0.0, 0.2)
 GRADIENT_CLIP = Choice((0.0, 1.0))
 
 
@@ -142,7 +141,7 @@ class SearchSpace:
             for sched in self.schedules:
                 for name, spec in sched.space.items():
                     params[f"{sched.name}.{name}"] = spec
-        params["warmup_fraction"] = WARMUP
+        params["warmup_fraction"] = WARMUP_SPACE
         if c.batch_sizes:
             params["batch_size"] = Choice(tuple(c.batch_sizes))
         params["gradient_clip_val"] = GRADIENT_CLIP
