@@ -68,3 +68,13 @@ def test_assignments_split_on_first_equals_and_parse_yaml_scalars():
     assert parsed == {"a": 3, "b": 1e-3, "c": "x=y", "d": True, "e": [1, 2]}
     with pytest.raises(BadInput, match="is not of the form key=value"):
         parse_assignments(["novalue"], "--model-arg")
+
+
+def test_a_constructor_that_raises_is_bad_input(write_script, storage_url):
+    path = write_script(
+        HEADER + "class M(pl.LightningModule):\n    def __init__(self):\n        raise ValueError('no GPU')\n"
+    )
+    result = CliRunner().invoke(main, ["search", str(path), "--trials", "1"])
+    assert result.exit_code == 2
+    assert "building M failed: ValueError: no GPU; fix the script or its --model-arg values." in result.output
+    assert optuna.get_all_study_names(storage_url) == []

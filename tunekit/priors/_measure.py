@@ -246,14 +246,7 @@ def measure(
     Raises:
         BadInput: the model cannot be built, or no batch can be drawn when one is needed.
     """
-    try:
-        model = script.build_model()
-    except BadInput:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the user's constructor
-        raise BadInput(
-            f"building the model to measure it failed: {type(exc).__name__}: {exc}; fix the script or its --model-arg."
-        ) from None
+    model = script.build_model()
     params = count_parameters(model)
     shape = transformer_shape(model)
     batch = None

@@ -121,15 +121,8 @@ def check_script(script: LoadedScript, metric: str, batch_size: int | None) -> N
     import torch
 
     pl.seed_everything(0, verbose=False)
-    try:
-        model = script.build_model()
-        data = script.build_data(batch_size)
-    except BadInput:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the user's constructor
-        raise BadInput(
-            f"building the model or data failed: {type(exc).__name__}: {exc}; fix the script or its --model-arg/--data-arg."
-        ) from None
+    model = script.build_model()
+    data = script.build_data(batch_size)
     # The script's own configure_optimizers is replaced in every trial, so it is not checked here.
     model.configure_optimizers = types.MethodType(lambda m: torch.optim.AdamW(m.parameters()), model)
     trainer = pl.Trainer(

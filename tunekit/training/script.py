@@ -197,7 +197,12 @@ def _construct(cls: type, args: dict, option: str) -> Any:
     ]
     if missing:
         raise BadInput(f"{cls.__name__} needs {', '.join(missing)}; pass {option} {missing[0]}=VALUE.")
-    return cls(**args)
+    try:
+        return cls(**args)
+    except Exception as exc:  # noqa: BLE001 - the user's constructor: the same for every trial, so bad input
+        raise BadInput(
+            f"building {cls.__name__} failed: {type(exc).__name__}: {exc}; fix the script or its {option} values."
+        ) from None
 
 
 def _init_params(cls: type) -> dict:
