@@ -203,3 +203,14 @@ def test_script_without_configure_optimizers(storage_url, write_script):
     result = run("search", write_script(source), "--trials", "1", *FAST)
     assert result.exit_code == 0, result.output
     assert load(storage_url, "model").get_trials()[0].state.name == "COMPLETE"
+
+
+def test_max_epochs_becomes_a_step_budget(storage_url):
+    """TinyData has 448 training samples: batch 16 gives 28 batches, so 2 epochs are 56 steps."""
+    result = run("search", TINY, "--trials", "1", "--max-epochs", "2", "--evaluations", "2")
+    assert result.exit_code == 0, result.output
+    (trial,) = load(storage_url).get_trials()
+    assert trial.user_attrs["tunekit.recipe"]["training"]["max_steps"] == 56
+    assert max(trial.intermediate_values) == 56
+    both = run("search", TINY, "--trials", "1", "--max-epochs", "2", "--max-steps", "10")
+    assert both.exit_code == 2 and "give either --max-steps or --max-epochs, not both." in both.output

@@ -45,6 +45,12 @@ jobs_option = click.option(
 )
 @max_steps_option
 @click.option(
+    "--max-epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Budget in epochs instead of --max-steps, converted to optimizer steps at the DataModule's default batch size.",
+)
+@click.option(
     "--optimizers",
     default=None,
     metavar="A,B,...",
@@ -90,6 +96,7 @@ def search(
     trials: int | None,
     timeout: float | None,
     max_steps: int,
+    max_epochs: int | None,
     optimizers: str | None,
     schedules: str | None,
     metric: str,
@@ -106,6 +113,7 @@ def search(
     data_args: tuple,
 ) -> None:
     """Run (or continue) a study on SCRIPT, a Python file with a LightningModule."""
+    from tunekit.errors import BadInput
     from tunekit.priors import make_prior
     from tunekit.search_spaces.space import (
         SearchSpace,
@@ -127,6 +135,13 @@ def search(
     overrides = load_space_file(space_file) if space_file else {}
     loaded = load_script(spec)
     batch = loaded.default_batch_size
+    given = given_options(ctx)
+    if max_epochs is not None:
+        if "--max-steps" in given:
+            raise BadInput("give either --max-steps or --max-epochs, not both.")
+        # Schedules are fractions of a step budget, so an epoch budget becomes steps here, once.
+        max_steps = max_epochs * loaded.steps_per_epoch(batch)
+        given.add("--max-steps")
     chosen_prior = make_prior(prior, loaded, max_steps, batch)
     config = SpaceConfig(
         optimizers=optimizer_names,
@@ -146,7 +161,7 @@ def search(
     from tunekit.training.fit import check_script
 
     check_script(loaded, metric, batch)
-    study, settings = create_or_continue(store, name, settings, given_options(ctx))
+    study, settings = create_or_continue(store, name, settings, given)
     _run(store, study, settings, url, trials or DEFAULT_TRIALS, timeout, accelerator, jobs)
 
 

@@ -68,6 +68,26 @@ class LoadedScript:
         default = _init_params(self.data_cls)["batch_size"].default
         return default if isinstance(default, int) and not isinstance(default, bool) else None
 
+    def steps_per_epoch(self, batch_size: int | None, accumulate_grad_batches: int = 1) -> int:
+        """Optimizer steps in one pass over the training data at ``batch_size``.
+
+        Raises:
+            BadInput: the training dataloader has no length (an iterable dataset).
+        """
+        data = self.build_data(batch_size)
+        if data is not None:
+            data.setup("fit")
+            loader = data.train_dataloader()
+        else:
+            loader = self.build_model().train_dataloader()
+        try:
+            batches = len(loader)
+        except TypeError:
+            raise BadInput(
+                "--max-epochs needs a training dataloader with a length; give --max-steps instead."
+            ) from None
+        return max(1, -(-batches // accumulate_grad_batches))
+
     def build_model(self) -> Any:
         return _construct(self.model_cls, self.spec.model_args, "--model-arg")
 
