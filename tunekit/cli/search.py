@@ -54,7 +54,7 @@ jobs_option = click.option(
     "--optimizers",
     default=None,
     metavar="A,B,...",
-    help="Optimizer families to search [default: all; see tunekit optimizers].",
+    help="Optimizer families to search [default: adamw, sgd, lion, muon, schedulefree_adamw; see tunekit optimizers].",
 )
 @click.option(
     "--schedules", default=None, metavar="A,B,...", help="LR schedules to search [default: all; see tunekit schedules]."
