@@ -402,7 +402,7 @@ def test_registry_errors_and_glob() -> None:
 
 def test_a_new_registration_is_usable_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
     """A registered schedule needs nothing else: multiplier, checks and the torch adapter pick it up."""
-    monkeypatch.setattr(schedules, "_REGISTRY", dict(schedules._REGISTRY))
+    monkeypatch.setattr(schedules, "_REGISTRY", schedules._REGISTRY.copy())
     schedules.register(
         schedules.Schedule(
             name="half",

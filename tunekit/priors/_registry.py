@@ -9,14 +9,13 @@ AdamW centre by its ratio, and AdamW is Adam-like). Out of domain, a prior falls
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tunekit.errors import unknown_name
 from tunekit.priors import _laws
 from tunekit.priors._measure import Measurement
+from tunekit.registry import Registry
 
 # Out of a law's domain (and for `--prior none`): AdamW's documented default LR, 1e-3 (Kingma & Ba
 # 2015; torch.optim.AdamW). Each family's centre is this times its ratio, which gives back the
@@ -69,14 +68,11 @@ class Law:
     predict: Callable[[Measurement], Prediction]
 
 
-_REGISTRY: dict[str, Law] = {}
+_REGISTRY: Registry[Law] = Registry("law")
 
 
 def register(law: Law) -> Law:
-    if law.name in _REGISTRY:
-        raise ValueError(f"law {law.name!r} is already registered")
-    _REGISTRY[law.name] = law
-    return law
+    return _REGISTRY.add(law)
 
 
 def get_law(name: str) -> Law:
@@ -85,14 +81,11 @@ def get_law(name: str) -> Law:
     Raises:
         BadInput: unknown name; the message lists the registered laws.
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise unknown_name("law", name, list(_REGISTRY)) from None
+    return _REGISTRY.lookup(name)
 
 
 def list_laws(pattern: str = "*") -> list[Law]:
-    return [law for name, law in _REGISTRY.items() if fnmatch.fnmatchcase(name, pattern)]
+    return _REGISTRY.matching(pattern)
 
 
 # --- Domains ---------------------------------------------------------------------------------------

@@ -9,13 +9,13 @@ rule, and what it needs from the training loop. The built-in families are regist
 
 from __future__ import annotations
 
-import fnmatch
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunekit.errors import BadInput, unknown_name
+from tunekit.errors import BadInput
+from tunekit.registry import Registry
 from tunekit.search_spaces.params import FloatRange, Param
 
 BETA_KEYS = ("beta1", "beta2", "beta3")
@@ -174,15 +174,12 @@ def _check_type(family: str, key: str, value: Any, default: Any) -> None:
         raise BadInput(f"optimizer '{family}': {key} must be like its default {default!r}, got {value!r}.")
 
 
-_REGISTRY: dict[str, OptimizerFamily] = {}
+_REGISTRY: Registry[OptimizerFamily] = Registry("optimizer")
 
 
 def register(family: OptimizerFamily) -> OptimizerFamily:
     """Add a family; a second family with the same name is a programming error."""
-    if family.name in _REGISTRY:
-        raise ValueError(f"optimizer family {family.name!r} is already registered")
-    _REGISTRY[family.name] = family
-    return family
+    return _REGISTRY.add(family)
 
 
 def get_family(name: str) -> OptimizerFamily:
@@ -191,15 +188,12 @@ def get_family(name: str) -> OptimizerFamily:
     Raises:
         BadInput: unknown name; the message lists the registered families.
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise unknown_name("optimizer", name, list(_REGISTRY)) from None
+    return _REGISTRY.lookup(name)
 
 
 def list_families(pattern: str = "*") -> list[OptimizerFamily]:
     """Registered families whose name matches the glob ``pattern``, in registration order."""
-    return [f for n, f in _REGISTRY.items() if fnmatch.fnmatchcase(n, pattern)]
+    return _REGISTRY.matching(pattern)
 
 
 # Registers the built-in families; imported last because it uses ``register`` above.

@@ -29,7 +29,6 @@ Nothing here imports torch: ``tunekit schedules`` imports this module and must s
 from __future__ import annotations
 
 import bisect
-import fnmatch
 import functools
 import math
 from collections.abc import Callable, KeysView, Mapping
@@ -37,7 +36,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from tunekit.errors import BadInput, unknown_name
+from tunekit.errors import BadInput
+from tunekit.registry import Registry
 from tunekit.search_spaces.params import Choice, FloatRange, IntRange, Param
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class Schedule:
         return float(self.fn(t, total, **params))
 
 
-_REGISTRY: dict[str, Schedule] = {}
+_REGISTRY: Registry[Schedule] = Registry("schedule")
 # Live view of the registered names, in registration order.
 SCHEDULE_NAMES: KeysView[str] = _REGISTRY.keys()
 
@@ -140,8 +140,6 @@ def register(schedule: Schedule, *, replace: bool = False) -> Schedule:
     Raises:
         ValueError: the name is taken (without ``replace``) or the entry is inconsistent.
     """
-    if schedule.name in _REGISTRY and not replace:
-        raise ValueError(f"schedule '{schedule.name}' is already registered")
     keys = set(schedule.defaults)
     if "warmup_fraction" not in keys:
         raise ValueError(f"schedule '{schedule.name}': defaults must include warmup_fraction")
@@ -150,7 +148,7 @@ def register(schedule: Schedule, *, replace: bool = False) -> Schedule:
             f"schedule '{schedule.name}': space {sorted(schedule.space)} and checks {sorted(schedule.checks)} "
             f"must name parameters of defaults {sorted(keys)} (checks: all of them)"
         )
-    _REGISTRY[schedule.name] = schedule
+    _REGISTRY.add(schedule, replace=replace)
     try:
         resolve_params(schedule.name, {})
     except BadInput as err:
@@ -165,15 +163,12 @@ def get_schedule(name: str) -> Schedule:
     Raises:
         BadInput: no schedule has that name; the message lists the valid names.
     """
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise unknown_name("schedule", name, list(_REGISTRY)) from None
+    return _REGISTRY.lookup(name)
 
 
 def list_schedules(pattern: str = "*") -> list[Schedule]:
     """Registered schedules whose name matches the glob ``pattern``, in registration order."""
-    return [s for name, s in _REGISTRY.items() if fnmatch.fnmatchcase(name, pattern)]
+    return _REGISTRY.matching(pattern)
 
 
 def resolve_params(name: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
