@@ -26,13 +26,14 @@ CENTRE_LR = 3e-3  # the default prior's AdamW LR
 
 
 def build(family, model, max_steps: int):
-    """What ``tunekit.training.optimization.build_optimizer`` builds, with the step budget passed on."""
-    from tunekit.search_spaces.param_groups import group_parameters
+    """What ``tunekit.training.optimization.create_optimizer`` builds, with the step budget passed on."""
+    from tunekit.training.optimization import instantiate
+    from tunekit.training.param_groups import group_parameters
 
     hparams = family.resolve({hp: r.centre(CENTRE_LR) for hp, r in family.lr_params.items()})
     if family.schedule_free:
         hparams["warmup_steps"] = max(1, max_steps // 20)
-    optimizer = family.create(group_parameters(family.grouping, model, hparams), hparams, max_steps=max_steps)
+    optimizer = instantiate(family, group_parameters(family.grouping, model, hparams), hparams, max_steps=max_steps)
     if family.schedule_free:
         optimizer.train()
     return optimizer
@@ -51,7 +52,7 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
-    from tunekit.search_spaces.optimizers import list_families
+    from tunekit.search_spaces.catalog import list_families
     from tunekit.training.script import ScriptSpec, load_script
 
     torch.set_num_threads(args.threads)

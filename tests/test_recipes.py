@@ -18,7 +18,7 @@ GOOD = {
 
 def test_round_trip_fills_defaults_and_keeps_floats(tmp_path):
     recipe = Recipe.from_dict(GOOD)
-    assert recipe.optimizer["eps"] == 1e-8  # default filled in, so the recipe survives default changes
+    assert recipe.optimizer.hparams["eps"] == 1e-8  # default filled in, so the recipe survives default changes
     path = tmp_path / "r.yaml"
     path.write_text(recipe.to_yaml(header="a comment"))
     text = path.read_text()

@@ -22,6 +22,8 @@ import sys
 from collections.abc import Callable
 from types import FrameType
 
+from tunekit.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILURE
+
 
 class ForcedStop(BaseException):
     """The second Ctrl-C: stop now, without waiting for the batch to end."""
@@ -73,5 +75,5 @@ class InterruptFlag:
 
 
 def exit_code_for_interrupt() -> int:
-    """128 + SIGINT, the shell convention for a run stopped by Ctrl-C."""
-    return 128 + signal.SIGINT if sys.platform != "win32" else 1
+    """128 + SIGINT, the shell convention for a run stopped by Ctrl-C (1 on Windows)."""
+    return EXIT_INTERRUPTED if sys.platform != "win32" else EXIT_RUN_FAILURE

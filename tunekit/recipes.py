@@ -1,7 +1,7 @@
 """Recipes: the versioned YAML description of one training run.
 
 A recipe names registry entries only (an optimizer family, a schedule), never import paths, and
-is read with ``yaml.safe_load``: loading one cannot run code. Format (``../shared/design.md``)::
+is read with ``yaml.safe_load``: loading one cannot run code. Format::
 
     tunekit_recipe: 1
     optimizer: {name: adamw, lr: 3.0e-3, betas: [0.9, 0.95], weight_decay: 0.1}
@@ -15,45 +15,138 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from tunekit.errors import BadInput
+from tunekit.search_spaces.catalog import get_family, get_schedule
+from tunekit.yaml_files import read_yaml
 
 RECIPE_VERSION = 1
+SECTIONS = ("tunekit_recipe", "optimizer", "schedule", "training", "prior", "result")
 
-# name -> (accepted types, required)
-_TRAINING_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
-    "max_steps": ((int,), True),
-    "batch_size": ((int, type(None)), False),
-    "gradient_clip_val": ((int, float, type(None)), False),
-    "seed": ((int,), False),
-    "evaluations": ((int,), False),
-    "accumulate_grad_batches": ((int,), False),
+
+@dataclass(frozen=True)
+class OptimizerSection:
+    """The optimizer family and every one of its hyperparameters (defaults filled in)."""
+
+    name: str
+    hparams: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        family = get_family(self.name)
+        object.__setattr__(self, "name", family.name)
+        object.__setattr__(self, "hparams", family.resolve(self.hparams))
+
+    @property
+    def lr(self) -> float:
+        return self.hparams["lr"]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **_plain(self.hparams)}
+
+
+@dataclass(frozen=True)
+class ScheduleSection:
+    """The LR schedule and every one of its parameters (defaults filled in)."""
+
+    name: str
+    params: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        schedule = get_schedule(self.name)
+        object.__setattr__(self, "name", schedule.name)
+        object.__setattr__(self, "params", schedule.resolve(self.params))
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **_plain(self.params)}
+
+
+@dataclass(frozen=True)
+class TrainingSection:
+    """The budget and the loop settings. ``max_steps`` is the one budget: optimizer steps."""
+
+    max_steps: int
+    batch_size: int | None = None
+    gradient_clip_val: float | None = None
+    seed: int = 0
+    evaluations: int = 4
+    accumulate_grad_batches: int = 1
+
+    def __post_init__(self) -> None:
+        """Raises BadInput naming the field (``training.max_steps must be at least 1, got 0.``)."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            types = _TRAINING_TYPES[f.name]
+            if isinstance(value, bool) or not isinstance(value, types):
+                names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+                raise BadInput(f"training.{f.name} must be {names}, got {value!r}.")
+        for key in ("max_steps", "evaluations", "accumulate_grad_batches"):
+            if getattr(self, key) < 1:
+                raise BadInput(f"training.{key} must be at least 1, got {getattr(self, key)}.")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise BadInput(f"training.batch_size must be at least 1, got {self.batch_size}.")
+        clip = self.gradient_clip_val
+        if clip is not None and (clip < 0 or not math.isfinite(clip)):
+            raise BadInput(f"training.gradient_clip_val must be a non-negative number or null, got {clip}.")
+
+    @property
+    def validation_interval(self) -> int:
+        """Training batches between validations: ``evaluations`` evenly spaced points of the budget."""
+        return max(1, self.max_steps // self.evaluations) * self.accumulate_grad_batches
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_TRAINING_TYPES: dict[str, tuple[type, ...]] = {
+    "max_steps": (int,),
+    "batch_size": (int, type(None)),
+    "gradient_clip_val": (int, float, type(None)),
+    "seed": (int,),
+    "evaluations": (int,),
+    "accumulate_grad_batches": (int,),
 }
-TRAINING_DEFAULTS = {
-    "batch_size": None,
-    "gradient_clip_val": None,
-    "seed": 0,
-    "evaluations": 4,
-    "accumulate_grad_batches": 1,
-}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Recipe:
     """One run: optimizer family and its hyperparameters, schedule, training settings.
 
-    ``optimizer`` and ``schedule`` are complete (defaults filled in) once validated, so a recipe
-    written today trains the same way after a default changes.
+    Frozen and validated once, at construction (issue #13): ``optimizer`` and ``schedule`` are
+    complete (defaults filled in), so a recipe written today trains the same way after a default
+    changes. Change one with ``dataclasses.replace`` (``with_training(max_steps=...)``).
+
+    Raises:
+        BadInput: a schedule-free optimizer without schedule ``none``, or the reverse.
     """
 
-    optimizer: dict
-    schedule: dict
-    training: dict
-    prior: dict | None = None
-    result: dict | None = None
+    optimizer: OptimizerSection
+    schedule: ScheduleSection
+    training: TrainingSection
+    prior: Mapping[str, Any] | None = None
+    result: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        family, schedule = get_family(self.optimizer.name), get_schedule(self.schedule.name)
+        if family.schedule_free != schedule.schedule_free:
+            raise BadInput(
+                f"optimizer '{family.name}' cannot use schedule '{schedule.name}'; "
+                + (
+                    "schedule-free optimizers take schedule 'none'."
+                    if family.schedule_free
+                    else "schedule 'none' is only for schedule-free optimizers."
+                )
+            )
+
+    @property
+    def schedule_free(self) -> bool:
+        return get_family(self.optimizer.name).schedule_free
+
+    def with_training(self, **changes: Any) -> Recipe:
+        """This recipe with training fields replaced (validated again)."""
+        return replace(self, training=replace(self.training, **changes))
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "recipe") -> Recipe:
@@ -63,21 +156,17 @@ class Recipe:
             BadInput: unknown version, missing section or field, wrong type, unknown optimizer,
                 schedule or hyperparameter. The message names the field and what is valid.
         """
-        from tunekit.search_spaces.optimizers import get_family
-        from tunekit.search_spaces.schedules import get_schedule, resolve_params
-
         if not isinstance(data, dict):
             raise BadInput(f"{where} must be a YAML mapping with tunekit_recipe, optimizer, schedule and training.")
         version = data.get("tunekit_recipe")
         if version != RECIPE_VERSION:
             raise BadInput(
                 f"{where} has tunekit_recipe: {version!r}; this tunekit reads version {RECIPE_VERSION} "
-                "(add 'tunekit_recipe: 1', or upgrade tunekit)."
+                f"(add 'tunekit_recipe: {RECIPE_VERSION}', or upgrade tunekit)."
             )
-        known = {"tunekit_recipe", "optimizer", "schedule", "training", "prior", "result"}
-        unknown = set(data) - known
+        unknown = set(data) - set(SECTIONS)
         if unknown:
-            raise BadInput(f"{where} has unknown section(s) {sorted(unknown)}; valid: {', '.join(sorted(known))}.")
+            raise BadInput(f"{where} has unknown section(s) {sorted(unknown)}; valid: {', '.join(sorted(SECTIONS))}.")
         sections = {}
         for name in ("optimizer", "schedule", "training"):
             section = data.get(name)
@@ -87,36 +176,24 @@ class Recipe:
         for name in ("optimizer", "schedule"):
             if not isinstance(sections[name].get("name"), str):
                 raise BadInput(f"{where}: '{name}' needs a 'name' (a registry entry such as adamw or cosine).")
-
-        opt = sections["optimizer"]
-        family = get_family(opt.pop("name"))
-        optimizer = {"name": family.name, **family.resolve(opt)}
-
-        sched = sections["schedule"]
-        schedule = get_schedule(sched.pop("name"))
-        if family.schedule_free != schedule.schedule_free:
-            raise BadInput(
-                f"{where}: optimizer '{family.name}' cannot use schedule '{schedule.name}'; "
-                + (
-                    "schedule-free optimizers take schedule 'none'."
-                    if family.schedule_free
-                    else "schedule 'none' is only for schedule-free optimizers."
-                )
-            )
-        schedule_cfg = {"name": schedule.name, **resolve_params(schedule.name, sched)}
-
-        training = _validate_training(where, sections["training"])
+        opt, sched = sections["optimizer"], sections["schedule"]
+        optimizer = OptimizerSection(opt.pop("name"), opt)
+        schedule = ScheduleSection(sched.pop("name"), sched)
+        training = _training(where, sections["training"])
         for name in ("prior", "result"):
             if data.get(name) is not None and not isinstance(data[name], dict):
                 raise BadInput(f"{where}: '{name}' must be a mapping.")
-        return cls(optimizer, schedule_cfg, training, data.get("prior"), data.get("result"))
+        try:
+            return cls(optimizer, schedule, training, data.get("prior"), data.get("result"))
+        except BadInput as exc:
+            raise BadInput(f"{where}: {exc}") from None
 
     def to_dict(self) -> dict:
         out: dict[str, Any] = {
             "tunekit_recipe": RECIPE_VERSION,
-            "optimizer": _plain(self.optimizer),
-            "schedule": _plain(self.schedule),
-            "training": _plain(self.training),
+            "optimizer": self.optimizer.to_dict(),
+            "schedule": self.schedule.to_dict(),
+            "training": _plain(self.training.to_dict()),
         }
         if self.prior:
             out["prior"] = _plain(self.prior)
@@ -132,16 +209,6 @@ class Recipe:
             text = "".join(f"# {line}\n" for line in header.splitlines()) + text
         return text
 
-    def configure_optimizers(self, model: Any) -> dict:
-        """Optimizer and per-step LR scheduler for ``model``, in Lightning's return format.
-
-        Usable from a user's own ``configure_optimizers``:
-        ``return load_recipe("recipe.yaml").configure_optimizers(self)``.
-        """
-        from tunekit.training.optimization import configure_optimizers
-
-        return configure_optimizers(self, model)
-
 
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe file.
@@ -149,47 +216,23 @@ def load_recipe(path: str | Path) -> Recipe:
     Raises:
         BadInput: missing file, invalid YAML, or an invalid recipe.
     """
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise BadInput(f"recipe file '{path}' does not exist; export one with 'tunekit export --study NAME -o {path}'.")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise BadInput(f"recipe file '{path}' is not valid YAML{at}; fix the syntax.") from None
+    data = read_yaml(
+        path, "recipe file", f"export one with 'tunekit export --study NAME -o {path}'", syntax_hint="fix the syntax"
+    )
     return Recipe.from_dict(data, where=f"recipe '{path}'")
 
 
-def _validate_training(where: str, section: dict) -> dict:
-    unknown = set(section) - set(_TRAINING_FIELDS)
+def _training(where: str, section: dict) -> TrainingSection:
+    known = [f.name for f in fields(TrainingSection)]
+    unknown = set(section) - set(known)
     if unknown:
-        raise BadInput(
-            f"{where}: training has unknown field(s) {sorted(unknown)}; valid: {', '.join(_TRAINING_FIELDS)}."
-        )
-    out = {}
-    for key, (types, required) in _TRAINING_FIELDS.items():
-        if key not in section:
-            if required:
-                raise BadInput(f"{where}: training.{key} is missing; give it as an integer.")
-            out[key] = TRAINING_DEFAULTS[key]
-            continue
-        value = section[key]
-        if isinstance(value, bool) or not isinstance(value, types):
-            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-            raise BadInput(f"{where}: training.{key} must be {names}, got {value!r}.")
-        out[key] = value
-    for key in ("max_steps", "evaluations", "accumulate_grad_batches"):
-        if out[key] < 1:
-            raise BadInput(f"{where}: training.{key} must be at least 1, got {out[key]}.")
-    if out["batch_size"] is not None and out["batch_size"] < 1:
-        raise BadInput(f"{where}: training.batch_size must be at least 1, got {out['batch_size']}.")
-    clip = out["gradient_clip_val"]
-    if clip is not None and (clip < 0 or not math.isfinite(clip)):
-        raise BadInput(f"{where}: training.gradient_clip_val must be a non-negative number or null, got {clip}.")
-    return out
+        raise BadInput(f"{where}: training has unknown field(s) {sorted(unknown)}; valid: {', '.join(known)}.")
+    if "max_steps" not in section:
+        raise BadInput(f"{where}: training.max_steps is missing; give it as an integer.")
+    try:
+        return TrainingSection(**section)
+    except BadInput as exc:
+        raise BadInput(f"{where}: {exc}") from None
 
 
 def _plain(value: Any) -> Any:

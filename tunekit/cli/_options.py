@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -62,7 +63,16 @@ def script_options(fn: Callable) -> Callable:
     return fn
 
 
+def output_option(help: str) -> Callable:
+    """``-o/--output FILE``: where a command writes its YAML."""
+    return click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help=help)
+
+
 DEFAULT_MAX_STEPS = 200
+
+accelerator_option = click.option(
+    "--accelerator", default="auto", show_default=True, help="Lightning accelerator (cpu, gpu, auto)."
+)
 
 max_steps_option = click.option(
     "--max-steps",
@@ -71,13 +81,19 @@ max_steps_option = click.option(
     show_default=True,
     help="Optimizer steps per trial (the budget).",
 )
-prior_option = click.option(
-    "--prior",
-    default="deepseek",
-    show_default=True,
-    help="Where LR ranges are centred: deepseek, steplaw, none (plain wide ranges), or a law.yaml from "
-    "'tunekit law fit'. See it first with tunekit predict.",
-)
+
+
+def prior_option(fn: Callable) -> Callable:
+    """--prior, its choices named from the law registry (importing it loads no torch)."""
+    from tunekit.priors import DEFAULT_PRIOR, PRIOR_NAMES
+
+    return click.option(
+        "--prior",
+        default=DEFAULT_PRIOR,
+        show_default=True,
+        help=f"Where LR ranges are centred: {', '.join(PRIOR_NAMES[:-1])}, none (plain wide ranges), or a "
+        "law.yaml from 'tunekit law fit'. See it first with tunekit predict.",
+    )(fn)
 
 
 def script_spec(script: Any, model: str | None, data: str | None, model_args: tuple, data_args: tuple) -> Any:
@@ -95,7 +111,7 @@ def script_spec(script: Any, model: str | None, data: str | None, model_args: tu
 
 def storage_flag(url: str) -> str:
     """``--storage URL`` to repeat in a suggested command, or nothing for the default."""
-    from tunekit.storage import DEFAULT_STORAGE
+    from tunekit.study.storage import DEFAULT_STORAGE
 
     return "" if url == DEFAULT_STORAGE else f" --storage {url}"
 

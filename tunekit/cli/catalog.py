@@ -30,7 +30,7 @@ def optimizers(pattern: str) -> None:
     """List the optimizer families (glob PATTERN) with defaults, searched ranges and LR ratio to AdamW."""
     from rich.table import Table
 
-    from tunekit.search_spaces.optimizers import list_families
+    from tunekit.search_spaces.catalog import list_families
 
     table = Table(title="optimizer families ((default) = searched without --optimizers)", show_lines=True)
     for col in ("name", "description", "implementation", "defaults", "searched", "LR vs AdamW"):
@@ -70,8 +70,8 @@ def optimizers(pattern: str) -> None:
 )
 def schedules(pattern: str, plot_name: str | None, steps: int, output: Path | None, params: tuple) -> None:
     """List the LR schedules (glob PATTERN) with parameters and sources, or --plot one."""
+    from tunekit.search_spaces.catalog import get_schedule, list_schedules
     from tunekit.search_spaces.schedule_plots import plot_schedule
-    from tunekit.search_spaces.schedules import get_schedule, list_schedules
     from tunekit.training.script import parse_assignments
 
     if plot_name is not None:

@@ -6,19 +6,13 @@ from pathlib import Path
 
 import click
 
-from tunekit.cli._options import console, storage_option, study_option
+from tunekit.cli._options import console, output_option, storage_option, study_option
 
 
 @click.command()
 @study_option(required=True)
 @storage_option
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="File to write [default: print to the terminal]. With --top K, files NAME-1.yaml ... NAME-K.yaml.",
-)
+@output_option("File to write [default: print to the terminal]. With --top K, files NAME-1.yaml ... NAME-K.yaml.")
 @click.option("--trial", "which", default="best", show_default=True, metavar="best|N", help="Which trial to export.")
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Export the K best complete trials.")
 @click.option(
@@ -32,8 +26,8 @@ from tunekit.cli._options import console, storage_option, study_option
 def export(study_name: str, storage: str | None, output: Path | None, which: str, top: int | None, fmt: str) -> None:
     """Write the best (or a chosen) trial of a study as a versioned YAML recipe."""
     from tunekit.errors import BadInput
-    from tunekit.storage import open_storage, resolve_url
-    from tunekit.study import best_trial, open_study, ranked_trials
+    from tunekit.study.settings import best_trial, open_study, ranked_trials
+    from tunekit.study.storage import open_storage, resolve_url
 
     study, settings = open_study(open_storage(resolve_url(storage)), study_name)
     if top is not None:
@@ -66,16 +60,13 @@ def export(study_name: str, storage: str | None, output: Path | None, which: str
 
 
 def _recipe_text(study: object, settings: object, trial: object, fmt: str) -> str:
-    from tunekit.recipes import Recipe
-    from tunekit.study import recipe_of
+    from dataclasses import replace
 
-    recipe = Recipe.from_dict(recipe_of(trial), where=f"trial {trial.number}'s recipe")
-    recipe.result = {
-        "metric": settings.metric,
-        "value": float(trial.value),
-        "study": study.study_name,
-        "trial": trial.number,
-    }
+    from tunekit.recipes import Recipe
+    from tunekit.study.records import recipe_of
+
+    result = {"metric": settings.metric, "value": float(trial.value), "study": study.study_name, "trial": trial.number}
+    recipe = replace(Recipe.from_dict(recipe_of(trial), where=f"trial {trial.number}'s recipe"), result=result)
     origin = f"study {study.study_name}, trial {trial.number} ({settings.metric}={trial.value:.6g})"
     if fmt == "lightning":
         return _lightning_config(recipe, origin)
@@ -93,21 +84,15 @@ def _lightning_config(recipe: object, origin: str) -> str:
     """
     import yaml
 
-    from tunekit.search_spaces.optimizers import get_family
-
     t = recipe.training
     callbacks = [{"class_path": "tunekit.training.use_recipe.UseRecipe", "init_args": {"recipe": recipe.to_dict()}}]
-    if get_family(recipe.optimizer["name"]).schedule_free:
+    if recipe.schedule_free:
         callbacks.append({"class_path": "tunekit.training.callbacks.ScheduleFreeSwitch"})
-    trainer = {
-        "max_steps": t["max_steps"],
-        "accumulate_grad_batches": t["accumulate_grad_batches"],
-        "callbacks": callbacks,
-    }
-    if t["gradient_clip_val"]:
-        trainer["gradient_clip_val"] = t["gradient_clip_val"]
-    config = {"seed_everything": t["seed"], "trainer": trainer}
+    trainer = {"max_steps": t.max_steps, "accumulate_grad_batches": t.accumulate_grad_batches, "callbacks": callbacks}
+    if t.gradient_clip_val:
+        trainer["gradient_clip_val"] = t.gradient_clip_val
+    config = {"seed_everything": t.seed, "trainer": trainer}
     header = f"# LightningCLI config from {origin}.\n# Use: python your_cli.py fit --config THIS_FILE\n"
-    if t["batch_size"] is not None:
-        header += f"# The recipe's batch size is {t['batch_size']}: set it on your DataModule (e.g. data.batch_size).\n"
+    if t.batch_size is not None:
+        header += f"# The recipe's batch size is {t.batch_size}: set it on your DataModule (e.g. data.batch_size).\n"
     return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=100)

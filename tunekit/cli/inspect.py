@@ -14,8 +14,9 @@ def studies(storage: str | None) -> None:
     import optuna
     from rich.table import Table
 
-    from tunekit.storage import open_storage, resolve_url
-    from tunekit.study import SETTINGS_ATTR, best_trial, state_counts
+    from tunekit.study.records import SETTINGS_ATTR, state_counts
+    from tunekit.study.settings import best_trial
+    from tunekit.study.storage import open_storage, resolve_url
 
     url = resolve_url(storage)
     store = open_storage(url)
@@ -50,20 +51,12 @@ def show(study_name: str, storage: str | None, trial_number: int | None) -> None
     """Show a study's trials with states and reasons, and its best recipe."""
     from rich.syntax import Syntax
 
+    from tunekit.cli.views import summary_table
     from tunekit.errors import BadInput
-    from tunekit.progress import summary_table
     from tunekit.recipes import Recipe
-    from tunekit.storage import open_storage, resolve_url
-    from tunekit.study import (
-        ORIGIN_ATTR,
-        TRACEBACK_ATTR,
-        best_trial,
-        open_study,
-        progress_of,
-        reason_of,
-        recipe_of,
-        state_counts,
-    )
+    from tunekit.study.records import TRACEBACK_ATTR, origin_of, progress_of, reason_of, recipe_of, state_counts
+    from tunekit.study.settings import best_trial, open_study
+    from tunekit.study.storage import open_storage, resolve_url
 
     url = resolve_url(storage)
     study, settings = open_study(open_storage(url), study_name)
@@ -77,8 +70,8 @@ def show(study_name: str, storage: str | None, trial_number: int | None) -> None
         out.print(
             f"trial {t.number}: {t.state.name}" + (f", {settings.metric}={t.value:.6g}" if t.value is not None else "")
         )
-        if t.user_attrs.get(ORIGIN_ATTR):
-            out.print(f"origin: {t.user_attrs[ORIGIN_ATTR]}")
+        if origin_of(t) is not None:
+            out.print(f"origin: {origin_of(t).describe()}")
         if reason_of(t):
             out.print(f"reason: {reason_of(t)}")
         if t.state.name == "RUNNING" and progress_of(t):

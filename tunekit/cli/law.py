@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from tunekit.cli._options import console, storage_option
+from tunekit.cli._options import console, output_option, storage_option
+from tunekit.priors._fit import DEFAULT_TOLERANCE
 
 
 @click.group()
@@ -29,17 +30,11 @@ def law() -> None:
     help="A tuned proxy study (repeat: two or more at different N or D).",
 )
 @storage_option
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Law file to write (use it with --prior FILE) [default: print it].",
-)
+@output_option("Law file to write (use it with --prior FILE) [default: print it].")
 @click.option(
     "--tolerance",
     type=click.FloatRange(min=0, min_open=True, max=1),
-    default=0.02,
+    default=DEFAULT_TOLERANCE,
     show_default=True,
     help="Near-best trials: within this relative distance of each study's best value.",
 )
@@ -63,10 +58,11 @@ def fit(
     import sys
 
     from tunekit.errors import BadInput
-    from tunekit.priors._fit import fit_studies, read_study
-    from tunekit.search_spaces.optimizers import get_family
-    from tunekit.storage import open_storage, resolve_url
-    from tunekit.study import open_study
+    from tunekit.priors._fit import fit_studies
+    from tunekit.search_spaces.catalog import get_family
+    from tunekit.study.law_data import read_study
+    from tunekit.study.settings import open_study
+    from tunekit.study.storage import open_storage, resolve_url
 
     if family is not None:
         get_family(family)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from tunekit.cli._options import (
+    accelerator_option,
     console,
     given_options,
     max_steps_option,
@@ -17,8 +19,16 @@ from tunekit.cli._options import (
     storage_option,
     study_option,
 )
+from tunekit.search_spaces.catalog import default_optimizers
+from tunekit.study.coordination import DEFAULT_TRIALS
 
-DEFAULT_TRIALS = 20
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Stop starting new trials after this long.",
+)
 
 jobs_option = click.option(
     "--jobs",
@@ -36,13 +46,7 @@ jobs_option = click.option(
 @click.option(
     "--trials", type=click.IntRange(min=1), default=None, help=f"Trials to add to the study [default {DEFAULT_TRIALS}]."
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    metavar="SECONDS",
-    help="Stop starting new trials after this long.",
-)
+@timeout_option
 @max_steps_option
 @click.option(
     "--max-epochs",
@@ -54,7 +58,7 @@ jobs_option = click.option(
     "--optimizers",
     default=None,
     metavar="A,B,...",
-    help="Optimizer families to search [default: adamw, sgd, lion, muon, schedulefree_adamw; see tunekit optimizers].",
+    help=f"Optimizer families to search [default: {', '.join(default_optimizers())}; see tunekit optimizers].",
 )
 @click.option(
     "--schedules", default=None, metavar="A,B,...", help="LR schedules to search [default: all; see tunekit schedules]."
@@ -84,7 +88,7 @@ jobs_option = click.option(
     show_default=True,
     help="Validations per trial (reported for pruning).",
 )
-@click.option("--accelerator", default="auto", show_default=True, help="Lightning accelerator (cpu, gpu, auto).")
+@accelerator_option
 @jobs_option
 @script_options
 @click.pass_context
@@ -93,76 +97,29 @@ def search(
     script: Path,
     study_name: str | None,
     storage: str | None,
-    trials: int | None,
-    timeout: float | None,
-    max_steps: int,
-    max_epochs: int | None,
-    optimizers: str | None,
-    schedules: str | None,
-    metric: str,
-    direction: str,
-    prior: str,
-    space_file: Path | None,
-    seed: int,
-    evaluations: int,
     accelerator: str,
-    jobs: int,
     model: str | None,
     data: str | None,
     model_args: tuple,
     data_args: tuple,
+    **settings: Any,
 ) -> None:
     """Run (or continue) a study on SCRIPT, a Python file with a LightningModule."""
-    from tunekit.errors import BadInput
-    from tunekit.priors import make_prior
-    from tunekit.search_spaces.space import (
-        SearchSpace,
-        SpaceConfig,
-        default_optimizers,
-        default_schedules,
-        load_space_file,
-        parse_names,
-    )
-    from tunekit.storage import open_storage, resolve_url
-    from tunekit.study import StudySettings, create_or_continue
-    from tunekit.training.script import load_script
+    from tunekit.service.search import SearchRequest, prepare_search, settings_given
+    from tunekit.study.storage import resolve_url
+    from tunekit.training.fit import RunOptions
 
-    url = resolve_url(storage)
-    _check_jobs(jobs, url)
-    spec = script_spec(script, model, data, model_args, data_args)
-    optimizer_names = parse_names(optimizers, "optimizers") or default_optimizers()
-    schedule_names = parse_names(schedules, "schedules") or default_schedules()
-    overrides = load_space_file(space_file) if space_file else {}
-    loaded = load_script(spec)
-    batch = loaded.default_batch_size
-    given = given_options(ctx)
-    if max_epochs is not None:
-        if "--max-steps" in given:
-            raise BadInput("give either --max-steps or --max-epochs, not both.")
-        # Schedules are fractions of a step budget, so an epoch budget becomes steps here, once.
-        max_steps = max_epochs * loaded.steps_per_epoch(batch)
-        given.add("--max-steps")
-    chosen_prior = make_prior(prior, loaded, max_steps, batch)
-    config = SpaceConfig(
-        optimizers=optimizer_names,
-        schedules=schedule_names,
-        centre_lr=chosen_prior.centre_lr,
-        max_steps=max_steps,
-        span_scale=chosen_prior.span_scale,
-        batch_sizes=_batch_choices(batch),
-        overrides=overrides,
-        seed=seed,
-        evaluations=evaluations,
+    # The remaining options (--trials, --max-steps, ..., --jobs) are named as SearchRequest's fields.
+    request = SearchRequest(
+        script=script_spec(script, model, data, model_args, data_args),
+        study_name=study_name or script.stem,
+        url=resolve_url(storage),
+        options=RunOptions(accelerator),
+        given=settings_given(given_options(ctx)),
+        **settings,
     )
-    SearchSpace(config)  # validates the space before anything is written
-    settings = StudySettings(spec, metric, direction, config, chosen_prior.record)
-    name = study_name or script.stem
-    store = open_storage(url)
-    from tunekit.training.fit import check_script
-
-    check_script(loaded, metric, batch)
-    study, settings = create_or_continue(store, name, settings, given)
-    _run(store, study, settings, url, trials or DEFAULT_TRIALS, timeout, accelerator, jobs)
+    prepared, n_trials = prepare_search(request)
+    _run(prepared, n_trials)
 
 
 @click.command()
@@ -174,97 +131,37 @@ def search(
     default=None,
     help="Run this many more trials instead of finishing the stored target.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    metavar="SECONDS",
-    help="Stop starting new trials after this long.",
-)
-@click.option("--accelerator", default="auto", show_default=True, help="Lightning accelerator (cpu, gpu, auto).")
+@timeout_option
+@accelerator_option
 @jobs_option
 def resume(
     study_name: str, storage: str | None, trials: int | None, timeout: float | None, accelerator: str, jobs: int
 ) -> None:
     """Continue a study from the settings stored in its database."""
-    from tunekit.errors import BadInput
-    from tunekit.search import remaining_trials
-    from tunekit.storage import open_storage, reap_dead_workers, resolve_url
-    from tunekit.study import open_study
+    from tunekit.service.search import ResumeRequest, prepare_resume
+    from tunekit.study.storage import resolve_url
+    from tunekit.training.fit import RunOptions
 
-    url = resolve_url(storage)
-    _check_jobs(jobs, url)
-    store = open_storage(url)
-    study, settings = open_study(store, study_name)
-    reap_dead_workers(study)
-    if not Path(settings.script.path).is_file():
-        raise BadInput(
-            f"the study's script '{settings.script.path}' no longer exists; put it back or run tunekit search on its new path with --study {study_name}."
+    request = ResumeRequest(study_name, resolve_url(storage), trials, timeout, jobs, RunOptions(accelerator))
+    prepared = prepare_resume(request)
+    if trials is None and prepared.remaining == 0:
+        console().print(
+            f"Study '{study_name}' already has its {prepared.settings.target_trials} trials; add more with --trials N."
         )
-    if trials is None:
-        if remaining_trials(study, settings) == 0:
-            console().print(
-                f"Study '{study_name}' already has its {settings.target_trials} trials; add more with --trials N."
-            )
-            return
-    # Without --trials, the stored target stands: recounting here would raise it by whatever other
-    # workers finished in the meantime.
-    _run(store, study, settings, url, trials, timeout, accelerator, jobs)
-
-
-def _check_jobs(jobs: int, url: str) -> None:
-    """Refuse more workers than cores, or workers that cannot share the storage.
-
-    Raises:
-        BadInput: ``--jobs`` exceeds the cores, or the storage is in-memory SQLite.
-    """
-    from tunekit.errors import BadInput
-    from tunekit.storage import is_sqlite, sqlite_path
-    from tunekit.workers import available_cores
-
-    if jobs == 1:
         return
-    cores = available_cores()
-    if jobs > cores:
-        raise BadInput(
-            f"--jobs {jobs} is more than the {cores} CPU core(s) here; each worker needs a core of its own, "
-            f"so use --jobs {cores} or fewer."
-        )
-    if is_sqlite(url) and sqlite_path(url) is None:
-        raise BadInput("--jobs needs a storage the workers can share; give a file (sqlite:///FILE) or a server URL.")
+    _run(prepared, trials)
 
 
-def _batch_choices(default: int | None) -> list[int] | None:
-    """Batch sizes to search when the DataModule takes one: half, same and double its default."""
-    if default is None:
-        return None
-    return sorted({max(1, default // 2), default, default * 2})
-
-
-def _run(
-    store: object,
-    study: object,
-    settings: object,
-    url: str,
-    n_trials: int | None,
-    timeout: float | None,
-    accelerator: str,
-    jobs: int,
-) -> None:
-    """Run ``n_trials`` more trials (None: up to the stored target) in this process or ``jobs`` workers."""
+def _run(prepared: Any, n_trials: int | None) -> None:
+    """Run ``n_trials`` more trials (None: up to the stored target); report how it ended."""
+    from tunekit.cli.views import SearchView, WorkersView, summary_table
     from tunekit.interrupts import exit_code_for_interrupt
-    from tunekit.progress import SearchView, WorkersView, summary_table
-    from tunekit.search import counted_trials, run_search
-    from tunekit.storage import SQLITE_SENSIBLE_WORKERS, is_sqlite, reap_dead_workers
-    from tunekit.training.script import load_script
-    from tunekit.workers import run_workers, threads_per_worker
+    from tunekit.service.workers import threads_per_worker
+    from tunekit.study.settings import best_trial
+    from tunekit.study.storage import SQLITE_SENSIBLE_WORKERS, is_sqlite
 
-    reap_dead_workers(study)  # trials of workers killed since the last run: failed and queued again
-    counted = counted_trials(study.get_trials(deepcopy=False))
-    if n_trials is not None:
-        settings.target_trials = counted + n_trials
-        settings.save(study)
-    n_trials = max(0, settings.target_trials - counted)
+    study, settings, url, jobs = prepared.study, prepared.settings, prepared.url, prepared.jobs
+    n_trials = prepared.add_trials(n_trials)
     out = console()
     workers = f" on {jobs} workers of {threads_per_worker(jobs)} thread(s)" if jobs > 1 else ""
     out.print(
@@ -280,13 +177,11 @@ def _run(
             "(--storage postgresql://...) for more.[/]",
             highlight=False,
         )
-    loaded = load_script(settings.script)
     if jobs == 1:
         view = SearchView(out, study, settings.metric, settings.target_trials)
-        outcome = run_search(store, study, settings, loaded, timeout=timeout, view=view, accelerator=accelerator)
     else:
         view = WorkersView(out, study, settings.metric, settings.target_trials, jobs)
-        outcome = run_workers(url, study, jobs, timeout, accelerator, view)
+    outcome = prepared.run(view)
     flag = storage_flag(url)
     if outcome.forced:
         out.print(
@@ -299,8 +194,6 @@ def _run(
             f"[yellow]Interrupted.[/] Resume with: tunekit resume --study {study.study_name}{flag}", highlight=False
         )
         raise SystemExit(exit_code_for_interrupt())
-    from tunekit.study import best_trial
-
     if best_trial(study) is None:
         out.print(f"No trial completed; see why with: tunekit show --study {study.study_name}{flag}", highlight=False)
         return

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tunekit.cli._options import console, script_options, script_spec
+from tunekit.cli._options import accelerator_option, console, script_options, script_spec
 
 
 @click.command()
@@ -20,7 +20,7 @@ from tunekit.cli._options import console, script_options, script_spec
     help="Override the recipe's budget (schedules scale with it).",
 )
 @click.option("--seed", type=int, default=None, help="Override the recipe's seed.")
-@click.option("--accelerator", default="auto", show_default=True, help="Lightning accelerator (cpu, gpu, auto).")
+@accelerator_option
 @script_options
 def train(
     recipe_path: Path,
@@ -36,26 +36,24 @@ def train(
 ) -> None:
     """Train SCRIPT's module once with RECIPE and print the metric at the end."""
     from tunekit.recipes import load_recipe
-    from tunekit.training.fit import run_fit
+    from tunekit.training.fit import RunOptions, run_fit
     from tunekit.training.script import load_script
 
     recipe = load_recipe(recipe_path)
-    if max_steps is not None:
-        recipe.training["max_steps"] = max_steps
-    if seed is not None:
-        recipe.training["seed"] = seed
+    overrides = {k: v for k, v in (("max_steps", max_steps), ("seed", seed)) if v is not None}
+    recipe = recipe.with_training(**overrides)
     metric = metric or (recipe.result or {}).get("metric") or "val_loss"
     spec = script_spec(script, model, data, model_args, data_args)
     loaded = load_script(spec)
     out = console()
     opt, sched = recipe.optimizer, recipe.schedule
     out.print(
-        f"Training {script} with {opt['name']} (lr {opt['lr']:.3g}) and schedule {sched['name']} "
-        f"for {recipe.training['max_steps']} steps.",
+        f"Training {script} with {opt.name} (lr {opt.lr:.3g}) and schedule {sched.name} "
+        f"for {recipe.training.max_steps} steps.",
         highlight=False,
     )
     with out.status("training..."):
-        result = run_fit(recipe, loaded, metric, accelerator=accelerator)
+        result = run_fit(recipe, loaded, metric, options=RunOptions(accelerator))
     line = f"{metric} = {result.value:.6g} after {result.steps} steps ({result.seconds:.1f}s)"
     expected = (recipe.result or {}).get("value")
     same_run = max_steps is None and seed is None and expected is not None

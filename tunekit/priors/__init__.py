@@ -27,6 +27,7 @@ from tunekit.priors._registry import (
     DEFAULT_CENTRE_LR,
     DEFAULT_SPAN_SCALE,
     LAW_SPAN_SCALE,
+    LAWS,
     NONE_SPAN_SCALE,
     Centre,
     FamilyRange,
@@ -37,6 +38,7 @@ from tunekit.priors._registry import (
     get_law,
     list_laws,
 )
+from tunekit.search_spaces.families import LR_SPAN
 
 __all__ = [
     "DEFAULT_CENTRE_LR",
@@ -75,7 +77,8 @@ class Prior:
 NO_PRIOR = Prior("none", DEFAULT_CENTRE_LR, span_scale=NONE_SPAN_SCALE, record={"law": "none", "lr": DEFAULT_CENTRE_LR})
 
 DEFAULT_PRIOR = "deepseek"
-PRIOR_NAMES = ("deepseek", "steplaw", "none")
+# The registered laws (the default first) and "none": what --prior accepts besides a law file.
+PRIOR_NAMES = (DEFAULT_PRIOR, *LAWS.names(lambda law: law.name != DEFAULT_PRIOR), "none")
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,7 @@ def _fitted_prior(path: str, m: Any, notes: list[str]) -> tuple[Prior, Centre, d
     at_batch = pred["batch_tokens"] or law.reference_batch
     lr = transfer_lr(pred["lr"], at_batch, m.batch_tokens, "sqrt") if m.batch_size else pred["lr"]
     width = half_width(pred["lr_sigma_log10"])
-    span_scale = width / 10.0  # the built-in families' LRRange.span is 10
+    span_scale = width / LR_SPAN  # the families' LRRange.span
     derivation = (
         f"fitted law {pred['lr']:.3g} (±{10 ** pred['lr_sigma_log10']:.2g}x, 1σ) at a batch of {at_batch:.3g} {unit}"
         + (

@@ -68,24 +68,17 @@ class Law:
     predict: Callable[[Measurement], Prediction]
 
 
-_REGISTRY: Registry[Law] = Registry("law")
-
-
-def register(law: Law) -> Law:
-    return _REGISTRY.add(law)
-
-
 def get_law(name: str) -> Law:
     """The law called ``name``.
 
     Raises:
         BadInput: unknown name; the message lists the registered laws.
     """
-    return _REGISTRY.lookup(name)
+    return LAWS.lookup(name)
 
 
 def list_laws(pattern: str = "*") -> list[Law]:
-    return _REGISTRY.matching(pattern)
+    return LAWS.matching(pattern)
 
 
 # --- Domains ---------------------------------------------------------------------------------------
@@ -145,22 +138,27 @@ def _deepseek(m: Measurement) -> Prediction:
     )
 
 
-register(
-    Law(
-        "steplaw",
-        "Step Law: eta*(N, D) and B*(D), fitted on 3,700 AdamW LLM pretraining runs",
-        "Li et al. 2025, Predictable Scale Part I (step-law.github.io, static/js/tool.js)",
-        _steplaw,
+def register_builtin_laws(registry: Registry[Law]) -> None:
+    """Add the published laws to ``registry`` (``tunekit predict`` shows them in this order)."""
+    registry.add(
+        Law(
+            "steplaw",
+            "Step Law: eta*(N, D) and B*(D), fitted on 3,700 AdamW LLM pretraining runs",
+            "Li et al. 2025, Predictable Scale Part I (step-law.github.io, static/js/tool.js)",
+            _steplaw,
+        )
     )
-)
-register(
-    Law(
-        "deepseek",
-        "DeepSeek LLM: eta*(C) and B*(C) from the compute budget C = M·D",
-        "Bi et al. 2024, DeepSeek LLM, section 3 (Scaling Laws of Hyperparameters)",
-        _deepseek,
+    registry.add(
+        Law(
+            "deepseek",
+            "DeepSeek LLM: eta*(C) and B*(C) from the compute budget C = M·D",
+            "Bi et al. 2024, DeepSeek LLM, section 3 (Scaling Laws of Hyperparameters)",
+            _deepseek,
+        )
     )
-)
+
+
+LAWS: Registry[Law] = Registry("law", register_builtin_laws)
 
 
 # --- From a prediction to the search's centre --------------------------------------------------------
@@ -219,7 +217,7 @@ class FamilyRange:
 
 def family_ranges(centre_lr: float, span_scale: float, families: list[str] | None = None) -> list[FamilyRange]:
     """Every family's LR centre and range for ``centre_lr``, exactly as ``SearchSpace`` builds them."""
-    from tunekit.search_spaces.optimizers import get_family, list_families
+    from tunekit.search_spaces.catalog import get_family, list_families
 
     chosen = [get_family(n) for n in families] if families else list_families()
     out = []

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from tunekit.errors import BadInput
-from tunekit.search_spaces.schedules import Schedule, get_schedule, resolve_params, warmup_steps
+from tunekit.search_spaces.catalog import get_schedule, resolve_params, warmup_steps
+from tunekit.search_spaces.schedules import Schedule
 
 
 def plot_schedule(

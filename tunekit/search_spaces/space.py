@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from tunekit.errors import BadInput
-from tunekit.recipes import Recipe
-from tunekit.search_spaces.optimizers import get_family, list_families
+from tunekit.recipes import OptimizerSection, Recipe, ScheduleSection, TrainingSection
+from tunekit.search_spaces.catalog import get_family, get_schedule, names_of
 from tunekit.search_spaces.params import Choice, Param, param_from_yaml
-from tunekit.search_spaces.schedules import WARMUP_SPACE, get_schedule, list_schedules
+from tunekit.search_spaces.schedules import WARMUP_SPACE
+from tunekit.yaml_files import read_yaml
 
 GRADIENT_CLIP = Choice((0.0, 1.0))
 
@@ -53,16 +54,6 @@ class SpaceConfig:
         return cls(**d)
 
 
-def default_optimizers() -> list[str]:
-    """The families searched when ``--optimizers`` is not given: AdamW, SGD, Lion, Muon and schedule-free
-    AdamW (``tunekit optimizers`` marks them). The others are one ``--optimizers`` away."""
-    return [f.name for f in list_families() if f.in_default_search]
-
-
-def default_schedules() -> list[str]:
-    return [s.name for s in list_schedules()]
-
-
 def parse_names(text: str | None, kind: str) -> list[str] | None:
     """``"a,b"`` to ``["a", "b"]``, each checked against its registry (unknown names list the valid ones)."""
     if text is None:
@@ -70,9 +61,9 @@ def parse_names(text: str | None, kind: str) -> list[str] | None:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise BadInput(f"--{kind} is empty; give a comma-separated list such as adamw,sgd.")
-    lookup = get_family if kind == "optimizers" else get_schedule
+    registry = names_of(kind)
     for name in names:
-        lookup(name)
+        registry.lookup(name)
     return names
 
 
@@ -82,15 +73,13 @@ def load_space_file(path: str | Path) -> dict:
     Raises:
         BadInput: missing file, invalid YAML, or a malformed parameter.
     """
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise BadInput(f"space file '{path}' does not exist; pass a YAML file of name: {{low, high, log}} entries.")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError:
-        raise BadInput(f"space file '{path}' is not valid YAML; fix the syntax.") from None
+    data = read_yaml(
+        path,
+        "space file",
+        "pass a YAML file of name: {low, high, log} entries",
+        syntax_hint="fix the syntax",
+        at_line=False,
+    )
     if not isinstance(data, dict):
         raise BadInput(
             f"space file '{path}' must be a mapping of parameter names to ranges, e.g. adamw.lr: {{low: 1.0e-4, high: 1.0e-2, log: true}}."
@@ -160,23 +149,15 @@ class SearchSpace:
             schedule = get_schedule(self._suggest(trial, "schedule"))
         sched = {name: self._suggest(trial, f"{schedule.name}.{name}") for name in schedule.space}
         sched["warmup_fraction"] = self._suggest(trial, "warmup_fraction")
-        training = {
-            "max_steps": self.config.max_steps,
-            "batch_size": self._suggest(trial, "batch_size") if "batch_size" in self.params else None,
-            "gradient_clip_val": self._suggest(trial, "gradient_clip_val"),
-            "seed": self.config.seed,
-            "evaluations": self.config.evaluations,
-            "accumulate_grad_batches": self.config.accumulate_grad_batches,
-        }
-        return Recipe.from_dict(
-            {
-                "tunekit_recipe": 1,
-                "optimizer": {"name": family.name, **opt},
-                "schedule": {"name": schedule.name, **sched},
-                "training": training,
-            },
-            where="sampled recipe",
+        training = TrainingSection(
+            max_steps=self.config.max_steps,
+            batch_size=self._suggest(trial, "batch_size") if "batch_size" in self.params else None,
+            gradient_clip_val=self._suggest(trial, "gradient_clip_val"),
+            seed=self.config.seed,
+            evaluations=self.config.evaluations,
+            accumulate_grad_batches=self.config.accumulate_grad_batches,
         )
+        return Recipe(OptimizerSection(family.name, opt), ScheduleSection(schedule.name, sched), training)
 
     def predicted_point(self, default_batch_size: int | None, family_name: str | None = None) -> dict:
         """Optuna params for the prior's prediction: a family (default: the first) at its centre LR and defaults.
@@ -197,9 +178,9 @@ class SearchSpace:
             point["schedule"] = schedule.name
             for name in schedule.space:
                 point[f"{schedule.name}.{name}"] = schedule.defaults[name]
-            point["warmup_fraction"] = schedule.defaults.get("warmup_fraction", 0.05)
         else:
-            point["warmup_fraction"] = get_schedule("none").defaults.get("warmup_fraction", 0.05)
+            schedule = get_schedule("none")
+        point["warmup_fraction"] = schedule.defaults["warmup_fraction"]
         if "batch_size" in self.params and default_batch_size is not None:
             point["batch_size"] = default_batch_size
         point["gradient_clip_val"] = 1.0

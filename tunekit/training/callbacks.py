@@ -29,6 +29,15 @@ class Interrupted(Exception):
 class MetricNotLogged(BadInput):
     """The metric to optimize was never logged by the user's module."""
 
+    @classmethod
+    def of(cls, metric: str, logged: Any) -> MetricNotLogged:
+        """The one sentence for it, listing what was logged instead."""
+        names = ", ".join(sorted(logged)) or "none"
+        return cls(
+            f"the metric '{metric}' is never logged (logged: {names}); log it with "
+            f"self.log('{metric}', ...) in validation_step, or pass --metric NAME."
+        )
+
 
 class EvalReporter(pl.Callback):
     """Record the metric after every validation, at the optimizer step it was measured.
@@ -49,11 +58,7 @@ class EvalReporter(pl.Callback):
             return
         metrics = trainer.callback_metrics
         if self.metric not in metrics:
-            logged = ", ".join(sorted(metrics)) or "none"
-            raise MetricNotLogged(
-                f"the metric '{self.metric}' was never logged (logged: {logged}); "
-                f"log it with self.log('{self.metric}', ...) in validation_step or pass --metric NAME."
-            )
+            raise MetricNotLogged.of(self.metric, metrics)
         value = float(metrics[self.metric])
         step = trainer.global_step
         if not math.isfinite(value):

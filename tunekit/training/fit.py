@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunekit.recipes import Recipe
-from tunekit.search_spaces.optimizers import get_family
 from tunekit.training.script import LoadedScript
 
 
@@ -28,10 +27,58 @@ class FitResult:
     seconds: float
 
 
-def validation_interval(recipe: Recipe) -> int:
-    """Training batches between validations: ``evaluations`` evenly spaced points of the budget."""
-    t = recipe.training
-    return max(1, t["max_steps"] // t["evaluations"]) * t["accumulate_grad_batches"]
+@dataclass(frozen=True)
+class RunOptions:
+    """Where a run trains: stored nowhere yet; ``--accelerator`` of search, resume and train.
+
+    The one place a Trainer's hardware settings come from (issue #11 adds devices, strategy and
+    precision here, and stores them in the study and the recipe).
+    """
+
+    accelerator: str = "auto"
+
+    def trainer_kwargs(self) -> dict[str, Any]:
+        return {"accelerator": self.accelerator, "devices": 1}
+
+
+CHECK_OPTIONS = RunOptions(accelerator="cpu")  # the pre-study check is one batch: never worth a GPU
+
+
+def make_trainer(options: RunOptions, callbacks: list, **settings: Any) -> Any:
+    """The one Lightning ``Trainer`` set-up: ``options``' hardware, tunekit's quiet defaults, ``settings``.
+
+    Quiet defaults: no logger, checkpoints, progress bar or model summary (tunekit reports itself).
+    """
+    import lightning.pytorch as pl
+
+    return pl.Trainer(
+        **options.trainer_kwargs(),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        **settings,
+    )
+
+
+def budget_settings(max_steps: int, val_check_interval: int) -> dict[str, Any]:
+    """Trainer settings of a step budget with validation every ``val_check_interval`` batches."""
+    return {
+        "max_steps": max_steps,
+        "max_epochs": -1,
+        "val_check_interval": val_check_interval,
+        "check_val_every_n_epoch": None,  # count validation intervals across epoch boundaries
+        "num_sanity_val_steps": 0,
+    }
+
+
+def fit_to_the_end(trainer: Any, model: Any, data: Any, reporter: Any) -> None:
+    """Fit, then validate once more if the last validation did not fall on the final step."""
+    kwargs: dict[str, Any] = {"datamodule": data} if data is not None else {}
+    trainer.fit(model, **kwargs)
+    if not reporter.history or reporter.history[-1][0] != trainer.global_step:
+        trainer.validate(model, verbose=False, **kwargs)
 
 
 def run_fit(
@@ -42,13 +89,15 @@ def run_fit(
     on_eval: Callable[[int, float], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    accelerator: str = "auto",
+    options: RunOptions | None = None,
+    accelerator: str | None = None,
 ) -> FitResult:
     """Train ``script``'s module once with ``recipe`` for ``training.max_steps`` optimizer steps.
 
     The module's own ``configure_optimizers`` is replaced by the recipe's optimizer, parameter
     groups and per-step schedule. Validation runs ``training.evaluations`` times, and once more at
-    the end if the last one did not fall on the final step.
+    the end if the last one did not fall on the final step. ``accelerator`` is shorthand for
+    ``options=RunOptions(accelerator)``.
 
     Raises:
         Diverged: the loss or the metric became NaN/inf.
@@ -64,38 +113,27 @@ def run_fit(
     from tunekit.training.callbacks import DivergenceGuard, EvalReporter, ScheduleFreeSwitch, StepHook
     from tunekit.training.use_recipe import UseRecipe
 
+    options = options or RunOptions(accelerator or "auto")
     start = time.perf_counter()
     t = recipe.training
-    pl.seed_everything(t["seed"], workers=True, verbose=False)
+    pl.seed_everything(t.seed, workers=True, verbose=False)
     model = script.build_model()
-    data = script.build_data(t["batch_size"])
+    data = script.build_data(t.batch_size)
 
     use_recipe = UseRecipe(recipe)
     use_recipe.install(model)  # before fit: the script need not define configure_optimizers at all
     reporter = EvalReporter(metric, on_eval)
     callbacks: list = [use_recipe, DivergenceGuard(), StepHook(on_step, should_stop), reporter]
-    if get_family(recipe.optimizer["name"]).schedule_free:
+    if recipe.schedule_free:
         callbacks.append(ScheduleFreeSwitch())
-    trainer = pl.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        max_steps=t["max_steps"],
-        max_epochs=-1,
-        val_check_interval=validation_interval(recipe),
-        check_val_every_n_epoch=None,  # count validation intervals across epoch boundaries
-        accumulate_grad_batches=t["accumulate_grad_batches"],
-        gradient_clip_val=t["gradient_clip_val"] or None,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=callbacks,
+    trainer = make_trainer(
+        options,
+        callbacks,
+        **budget_settings(t.max_steps, t.validation_interval),
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_val=t.gradient_clip_val or None,
     )
-    fit_kwargs: dict[str, Any] = {"datamodule": data} if data is not None else {}
-    trainer.fit(model, **fit_kwargs)
-    if not reporter.history or reporter.history[-1][0] != trainer.global_step:
-        trainer.validate(model, verbose=False, **fit_kwargs)
+    fit_to_the_end(trainer, model, data, reporter)
     return FitResult(
         value=reporter.history[-1][1],
         history=list(reporter.history),
@@ -114,6 +152,7 @@ def check_script(script: LoadedScript, metric: str, batch_size: int | None) -> N
         BadInput: the script fails the check; the message names the error and the fix.
     """
     from tunekit.errors import BadInput
+    from tunekit.training.callbacks import MetricNotLogged
     from tunekit.training.quiet import silence_lightning
 
     silence_lightning()
@@ -125,23 +164,11 @@ def check_script(script: LoadedScript, metric: str, batch_size: int | None) -> N
     data = script.build_data(batch_size)
     # The script's own configure_optimizers is replaced in every trial, so it is not checked here.
     model.configure_optimizers = types.MethodType(lambda m: torch.optim.AdamW(m.parameters()), model)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        fast_dev_run=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
+    trainer = make_trainer(CHECK_OPTIONS, [], fast_dev_run=1)
     kwargs: dict[str, Any] = {"datamodule": data} if data is not None else {}
     try:
         trainer.fit(model, **kwargs)
     except Exception as exc:  # noqa: BLE001 - the user's training or validation code
         raise BadInput(f"a one-step check of the script failed: {type(exc).__name__}: {exc}; fix the script.") from None
     if metric not in trainer.callback_metrics:
-        logged = ", ".join(sorted(trainer.callback_metrics)) or "none"
-        raise BadInput(
-            f"the metric '{metric}' is never logged (logged: {logged}); log it with "
-            f"self.log('{metric}', ...) in validation_step, or pass --metric NAME."
-        )
+        raise MetricNotLogged.of(metric, trainer.callback_metrics)

@@ -1,7 +1,6 @@
-"""The one torch LR scheduler that runs every tunekit schedule.
+"""The one torch LR scheduler that runs every tunekit schedule, and its factory.
 
-Build it with ``tunekit.search_spaces.schedules.build_lr_scheduler``; the schedules themselves are
-pure functions in that module.
+The schedules themselves are pure functions in ``tunekit.search_spaces`` (no torch there).
 """
 
 from __future__ import annotations
@@ -13,7 +12,8 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from tunekit.search_spaces import schedules
+from tunekit.errors import BadInput
+from tunekit.search_spaces import catalog
 
 
 class ScheduleLR(LRScheduler):
@@ -37,13 +37,13 @@ class ScheduleLR(LRScheduler):
         self, optimizer: Optimizer, name: str, params: Mapping[str, Any], total_steps: int, last_epoch: int = -1
     ) -> None:
         self.schedule_name = name
-        self.schedule_params = schedules.resolve_params(name, params)
+        self.schedule_params = catalog.resolve_params(name, params)
         self.total_steps = int(total_steps)
         super().__init__(optimizer, last_epoch)
 
     def multiplier(self, step: int) -> float:
         """The schedule's multiplier at optimizer step ``step``."""
-        schedule = schedules.get_schedule(self.schedule_name)
+        schedule = catalog.get_schedule(self.schedule_name)
         return schedule.multiplier(step, self.total_steps, self.schedule_params)
 
     def get_lr(self) -> list[float | Tensor]:
@@ -55,7 +55,7 @@ class ScheduleLR(LRScheduler):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
-        self.schedule_params = schedules.resolve_params(self.schedule_name, self.schedule_params)
+        self.schedule_params = catalog.resolve_params(self.schedule_name, self.schedule_params)
         for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
             if isinstance(group["lr"], Tensor):
                 group["lr"].fill_(float(lr))
@@ -64,3 +64,34 @@ class ScheduleLR(LRScheduler):
         self._last_lr = [
             g["lr"].clone() if isinstance(g["lr"], Tensor) else g["lr"] for g in self.optimizer.param_groups
         ]
+
+
+def build_lr_scheduler(optimizer: Optimizer, cfg: Mapping[str, Any], total_steps: int) -> ScheduleLR | None:
+    """A torch LR scheduler that applies a recipe's schedule section to every param group.
+
+    The LR of each param group at optimizer step ``t`` is its own base LR (the group's ``lr`` when the
+    scheduler is built) times ``multiplier(cfg, t, total_steps)``; the first optimizer step uses
+    ``multiplier(0)``. Step it once per optimizer step, after ``optimizer.step()`` (in Lightning:
+    ``{"scheduler": ..., "interval": "step"}``; the default interval "epoch" would step it once per
+    epoch). Its ``state_dict`` / ``load_state_dict`` resume the schedule where it was.
+
+    Args:
+        optimizer: the optimizer, with its peak LR(s) set in its param groups.
+        cfg: ``{"name": ..., **params}``.
+        total_steps: optimizer steps in the trial.
+
+    Returns:
+        A ``ScheduleLR``, or ``None`` for a schedule-free schedule (``none``): the optimizer then
+        runs at its own LR and warmup.
+
+    Raises:
+        BadInput: unknown schedule, invalid parameters, or ``total_steps < 1``.
+    """
+    name, params = catalog.split_section(cfg, None)
+    schedule = catalog.get_schedule(name)
+    params = schedule.resolve(params)
+    if total_steps < 1:
+        raise BadInput(f"the schedule needs a budget of at least 1 optimizer step, got {total_steps}.")
+    if schedule.schedule_free:
+        return None
+    return ScheduleLR(optimizer, name, params, total_steps)

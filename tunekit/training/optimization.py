@@ -1,33 +1,73 @@
-"""Build a recipe's optimizer, parameter groups and per-step LR scheduler for a model."""
+"""Build a recipe's optimizer, parameter groups and per-step LR scheduler for a model.
+
+``create_optimizer(model, recipe)`` is the one factory (in the manner of timm's
+``create_optimizer_v2``): every trial, ``tunekit train``, ``UseRecipe`` and the benchmarks build
+optimizers through it, so a family's grouping rule, fixed arguments, aliases and budget-derived
+arguments are applied in one place.
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from tunekit.search_spaces.optimizers import get_family
-from tunekit.search_spaces.param_groups import group_parameters
-from tunekit.search_spaces.schedules import build_lr_scheduler, warmup_steps
+from tunekit.recipes import Recipe
+from tunekit.search_spaces.catalog import get_family, warmup_steps
+from tunekit.search_spaces.families import OptimizerFamily
+from tunekit.training.lr_scheduler import build_lr_scheduler
+from tunekit.training.param_groups import group_parameters
 
 
-def build_optimizer(recipe: Any, model: Any) -> Any:
+def optimizer_class(family: OptimizerFamily) -> Callable:
+    """The class named by ``family.implementation``, imported now."""
+    module, _, attr = family.implementation.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+def instantiate(
+    family: OptimizerFamily, param_groups: list[dict], hparams: Mapping[str, Any], max_steps: int | None = None
+) -> Any:
+    """Instantiate ``family``'s optimizer over ``param_groups`` (already split by its grouping rule).
+
+    Args:
+        hparams: resolved hyperparameters (``family.resolve``), plus ``warmup_steps`` for schedule-free.
+        max_steps: the trial's optimizer-step budget; required by families with ``budget_fractions``.
+
+    Raises:
+        ValueError: the family needs the step budget and ``max_steps`` is missing.
+    """
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}
+    kwargs.update({arg: kwargs[source] for arg, source in family.aliases.items()})
+    if family.budget_fractions:
+        if max_steps is None:
+            raise ValueError(
+                f"optimizer '{family.name}' sets {', '.join(family.budget_fractions)} from the step budget: pass max_steps"
+            )
+        kwargs.update({arg: max(1, round(f * max_steps)) for arg, f in family.budget_fractions.items()})
+    return optimizer_class(family)(param_groups, **kwargs, **family.fixed)
+
+
+def create_optimizer(model: Any, recipe: Recipe) -> Any:
     """The recipe's optimizer over ``model``'s parameters, grouped by the family's rule."""
-    family = get_family(recipe.optimizer["name"])
-    hparams = {k: v for k, v in recipe.optimizer.items() if k != "name"}
+    family = get_family(recipe.optimizer.name)
+    hparams = dict(recipe.optimizer.hparams)
+    max_steps = recipe.training.max_steps
     if family.schedule_free:
         # The optimizer owns warmup: its length comes from the schedule's warmup fraction.
-        hparams["warmup_steps"] = warmup_steps(recipe.schedule, recipe.training["max_steps"])
+        hparams["warmup_steps"] = warmup_steps(recipe.schedule.to_dict(), max_steps)
     groups = group_parameters(family.grouping, model, hparams)
-    return family.create(groups, hparams, max_steps=recipe.training["max_steps"])
+    return instantiate(family, groups, hparams, max_steps=max_steps)
 
 
-def configure_optimizers(recipe: Any, model: Any) -> dict:
+def configure_optimizers(model: Any, recipe: Recipe) -> dict:
     """Lightning's ``configure_optimizers`` return value for ``recipe``.
 
     The scheduler is stepped every optimizer step (``interval: "step"``): Lightning's default
     interval is "epoch", which silently turns a step-based schedule into a per-epoch one.
     """
-    optimizer = build_optimizer(recipe, model)
-    scheduler = build_lr_scheduler(optimizer, recipe.schedule, recipe.training["max_steps"])
+    optimizer = create_optimizer(model, recipe)
+    scheduler = build_lr_scheduler(optimizer, recipe.schedule.to_dict(), recipe.training.max_steps)
     if scheduler is None:
         return {"optimizer": optimizer}
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}

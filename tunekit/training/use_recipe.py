@@ -14,6 +14,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 
 from tunekit.recipes import Recipe, load_recipe
+from tunekit.training.optimization import configure_optimizers
 
 
 class UseRecipe(pl.Callback):
@@ -23,12 +24,18 @@ class UseRecipe(pl.Callback):
         recipe: a ``Recipe``, or its dict form (as written in a LightningCLI config).
 
     For schedule-free families, also add ``ScheduleFreeSwitch`` to the Trainer's callbacks.
-    The Trainer's ``max_steps`` should equal ``recipe.training["max_steps"]``: schedules are
+    The Trainer's ``max_steps`` should equal ``recipe.training.max_steps``: schedules are
     fractions of that budget.
     """
 
     def __init__(self, recipe: Recipe | dict):
         self.recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_dict(recipe)
+
+    @staticmethod
+    def configure_optimizers(module: pl.LightningModule, recipe: Recipe | str | Path) -> dict:
+        """The recipe's optimizers for ``module``, from a user's own ``configure_optimizers``:
+        ``return UseRecipe.configure_optimizers(self, "recipe.yaml")``."""
+        return configure_optimizers(module, recipe if isinstance(recipe, Recipe) else load_recipe(recipe))
 
     @classmethod
     def from_file(cls, path: str | Path) -> UseRecipe:
@@ -42,7 +49,7 @@ class UseRecipe(pl.Callback):
         defines none.
         """
         recipe = self.recipe
-        module.configure_optimizers = types.MethodType(lambda m: recipe.configure_optimizers(m), module)
+        module.configure_optimizers = types.MethodType(lambda m: configure_optimizers(m, recipe), module)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.install(pl_module)

@@ -6,7 +6,7 @@ the one line per finished trial is the log.
 - ``SearchView``: a search running in this process; training calls it at every step.
 - ``WorkersView``: ``--jobs N``; the parent reads the study every second, so one view covers all
   workers (each running trial's step comes from what its worker records every few seconds).
-- ``QuietView``: inside a ``--jobs`` worker process, which shows nothing itself.
+Both implement ``tunekit.service.events.SearchEvents``; a ``--jobs`` worker process shows nothing.
 """
 
 from __future__ import annotations
@@ -18,18 +18,19 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tunekit.study import (
+from tunekit.study.records import (
     PROGRESS_ATTR,
     WORKER_ATTR,
+    best_of,
     counts_toward_target,
     describe,
     is_surplus,
     progress_of,
-    ranked_trials,
     reason_of,
     recipe_of,
     state_counts,
 )
+from tunekit.study.settings import is_minimized, ranked_trials
 
 STATE_STYLE = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red", "RUNNING": "cyan", "WAITING": "dim"}
 STOPPING = "[yellow]Stopping after the current batch; press Ctrl-C again to quit at once.[/]"
@@ -50,9 +51,7 @@ def _progress_bars(console: Console) -> Progress:
 def status_table(study: Any, trials: list, metric: str, target: int | None) -> Table:
     """One line of counts (trials counted toward the target, by state) and the best trial so far."""
     counts = state_counts(trials)
-    complete = [t for t in trials if t.state.name == "COMPLETE"]
-    sign = 1 if study.direction.name == "MINIMIZE" else -1
-    best = min(complete, key=lambda t: sign * t.value) if complete else None
+    best = best_of(trials, is_minimized(study))
     table = Table.grid(padding=(0, 2))
     table.add_row(
         f"[bold]{study.study_name}[/]",
@@ -112,7 +111,7 @@ class SearchView:
         if self.task is not None:
             self.progress.remove_task(self.task)
         label = describe(recipe.to_dict())
-        total = recipe.training["max_steps"]
+        total = recipe.training.max_steps
         self.task = self.progress.add_task(f"trial {number} {label}", total=total, last="")
         self._waiting_for = []
         self.status = self._status()
@@ -149,34 +148,6 @@ class SearchView:
 
     def interrupt_requested(self) -> None:
         self.console.print(STOPPING)
-
-
-class QuietView:
-    """The view of a ``--jobs`` worker: it shows nothing (the parent's ``WorkersView`` does)."""
-
-    def __enter__(self) -> QuietView:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def trial_started(self, number: int, recipe: Any) -> None:
-        pass
-
-    def step(self, step: int, total: int) -> None:
-        pass
-
-    def evaluated(self, step: int, value: float) -> None:
-        pass
-
-    def trial_finished(self, study: Any, trial: Any) -> None:
-        pass
-
-    def waiting(self, running: list[int]) -> None:
-        pass
-
-    def interrupt_requested(self) -> None:
-        pass
 
 
 class WorkersView:

@@ -17,8 +17,8 @@ import optuna
 import pytest
 from conftest import tunekit_command
 
-from tunekit.study import ORIGIN_ATTR, REASON_ATTR, WORKER_ATTR, counts_toward_target, is_surplus
-from tunekit.workers import available_cores
+from tunekit.service.workers import available_cores
+from tunekit.study.records import REASON_ATTR, WORKER_ATTR, counts_toward_target, is_surplus, origin_of
 
 TRIALS = 12
 # 20 steps of 0.1 s: the workers mostly sleep, so four fit on two cores and really overlap.
@@ -86,7 +86,9 @@ def test_four_workers_on_sqlite_and_ctrl_c_of_two(faulty_script, storage_url, tm
     assert len({t.user_attrs[WORKER_ATTR] for t in trials}) >= 3  # the work really was shared
     interrupted = [t for t in trials if t.user_attrs.get(REASON_ATTR) == "interrupted"]
     for t in interrupted:  # what the first had to drop, the second ran again with the same parameters
-        (retry,) = [r for r in trials if r.user_attrs.get(ORIGIN_ATTR) == f"retry of interrupted trial {t.number}"]
+        (retry,) = [
+            r for r in trials if origin_of(r) and origin_of(r).describe() == f"retry of interrupted trial {t.number}"
+        ]
         assert retry.params == t.params and counts_toward_target(retry)
 
 
@@ -95,13 +97,14 @@ def test_more_workers_than_sqlite_suits_get_a_warning(monkeypatch, storage_url):
     from click.testing import CliRunner
     from conftest import TINY
 
-    import tunekit.workers
+    import tunekit.service.workers
     from tunekit.cli import main
-    from tunekit.storage import SQLITE_SENSIBLE_WORKERS
+    from tunekit.study.storage import SQLITE_SENSIBLE_WORKERS
 
     jobs = SQLITE_SENSIBLE_WORKERS + 1
-    monkeypatch.setattr(tunekit.workers, "available_cores", lambda: 2 * jobs)
-    monkeypatch.setattr(tunekit.workers, "run_workers", lambda *a, **k: tunekit.workers.WorkersOutcome(False))
+    workers = tunekit.service.workers
+    monkeypatch.setattr(workers, "available_cores", lambda: 2 * jobs)
+    monkeypatch.setattr(workers, "run_workers", lambda *a, **k: workers.WorkersOutcome(False))
     result = CliRunner().invoke(main, ["search", str(TINY), "--trials", "1", "--jobs", str(jobs), "--max-steps", "20"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())

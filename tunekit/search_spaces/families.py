@@ -1,24 +1,24 @@
-"""The optimizer-family registry.
+"""What an optimizer family is: a frozen description, validated at construction.
 
 A family is a frozen description (timm's ``_optim_factory`` style): the implementation it uses,
 every hyperparameter it accepts with its default and source, which ones are searched, how its
 learning rate relates to the centre LR that the scaling-law prior supplies, its parameter-grouping
-rule, and what it needs from the training loop. The built-in families are registered in
-``optimizer_families.py``. Nothing here imports torch: ``tunekit optimizers`` stays instant.
+rule, and what it needs from the training loop. The built-in families are in
+``builtin_families.py``, the registry in ``catalog.py``; the optimizer itself is built by
+``tunekit.training.optimization``. Nothing here imports torch: ``tunekit optimizers`` stays instant.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tunekit.errors import BadInput
-from tunekit.registry import Registry
 from tunekit.search_spaces.params import FloatRange, Param
 
 BETA_KEYS = ("beta1", "beta2", "beta3")
+LR_SPAN = 10.0  # an LR range spans centre / LR_SPAN to centre * LR_SPAN (the prior may widen it)
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class LRRange:
     """
 
     ratio: float = 1.0
-    span: float = 10.0
+    span: float = LR_SPAN
     absolute: float | None = None
 
     def centre(self, centre_lr: float) -> float:
@@ -57,7 +57,7 @@ class OptimizerFamily:
         lr_params: the learning-rate hyperparameters and how each is centred (see ``LRRange``).
         space: the other searched hyperparameters. ``beta1``/``beta2``/``beta3`` are folded into
             the ``betas`` tuple.
-        grouping: name of the parameter-grouping rule in ``param_groups.RULES``.
+        grouping: name of the parameter-grouping rule (``tunekit.training.param_groups.GROUPING_RULES``).
         schedule_free: the optimizer owns warmup and averaging: the schedule is ``none``, its
             ``warmup_steps`` is set at build time from the schedule's ``warmup_fraction`` (so it
             scales with the budget like every other warmup), and it must be switched with
@@ -69,7 +69,7 @@ class OptimizerFamily:
             (MARS's 1-D AdamW part runs at the searched LR: ``{"lr_1d": "lr"}``).
         budget_fractions: keyword arguments set from the trial's step budget, as a fraction of
             ``max_steps`` (AdEMAMix warms alpha and beta3 up over the whole run:
-            ``{"t_alpha_beta3": 1.0}``). A family with any needs ``max_steps`` in ``create``.
+            ``{"t_alpha_beta3": 1.0}``). A family with any needs ``max_steps`` when built.
     """
 
     name: str
@@ -128,32 +128,6 @@ class OptimizerFamily:
                 )
         return hparams
 
-    def optimizer_class(self) -> Callable:
-        module, _, attr = self.implementation.rpartition(".")
-        return getattr(importlib.import_module(module), attr)
-
-    def create(self, param_groups: list[dict], hparams: Mapping[str, Any], max_steps: int | None = None) -> Any:
-        """Instantiate the optimizer over ``param_groups`` (already split by ``grouping``).
-
-        Args:
-            param_groups: torch param groups from the family's grouping rule.
-            hparams: resolved hyperparameters (``resolve``), plus ``warmup_steps`` for schedule-free.
-            max_steps: the trial's optimizer-step budget; required by families with
-                ``budget_fractions``.
-
-        Raises:
-            ValueError: the family needs the step budget and ``max_steps`` is missing.
-        """
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}
-        kwargs.update({arg: kwargs[source] for arg, source in self.aliases.items()})
-        if self.budget_fractions:
-            if max_steps is None:
-                raise ValueError(
-                    f"optimizer '{self.name}' sets {', '.join(self.budget_fractions)} from the step budget: pass max_steps"
-                )
-            kwargs.update({arg: max(1, round(f * max_steps)) for arg, f in self.budget_fractions.items()})
-        return self.optimizer_class()(param_groups, **kwargs, **self.fixed)
-
 
 def _check_type(family: str, key: str, value: Any, default: Any) -> None:
     """A value must have its default's kind: a number for a number, a list of the same length, ..."""
@@ -172,29 +146,3 @@ def _check_type(family: str, key: str, value: Any, default: Any) -> None:
         ok = True
     if not ok:
         raise BadInput(f"optimizer '{family}': {key} must be like its default {default!r}, got {value!r}.")
-
-
-_REGISTRY: Registry[OptimizerFamily] = Registry("optimizer")
-
-
-def register(family: OptimizerFamily) -> OptimizerFamily:
-    """Add a family; a second family with the same name is a programming error."""
-    return _REGISTRY.add(family)
-
-
-def get_family(name: str) -> OptimizerFamily:
-    """The family called ``name``.
-
-    Raises:
-        BadInput: unknown name; the message lists the registered families.
-    """
-    return _REGISTRY.lookup(name)
-
-
-def list_families(pattern: str = "*") -> list[OptimizerFamily]:
-    """Registered families whose name matches the glob ``pattern``, in registration order."""
-    return _REGISTRY.matching(pattern)
-
-
-# Registers the built-in families; imported last because it uses ``register`` above.
-from tunekit.search_spaces import optimizer_families  # noqa: E402,F401

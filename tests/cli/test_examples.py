@@ -12,7 +12,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 # name -> (LightningModule class, LightningDataModule class, default batch size)
 SCRIPTS = {

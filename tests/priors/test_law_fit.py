@@ -23,13 +23,14 @@ from tunekit.priors._fit import (
     half_width,
     load_law,
     near_best_weights,
-    read_study,
     weighted_log_mean,
 )
 from tunekit.recipes import Recipe
 from tunekit.search_spaces.space import SpaceConfig
-from tunekit.storage import open_storage
-from tunekit.study import RECIPE_ATTR, StudySettings, open_study
+from tunekit.study.law_data import read_study
+from tunekit.study.records import RECIPE_ATTR
+from tunekit.study.settings import StudySettings, open_study
+from tunekit.study.storage import open_storage
 from tunekit.training.script import ScriptSpec
 
 SEQ = 32  # tokens per sample of the synthetic studies

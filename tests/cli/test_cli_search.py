@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from conftest import TINY
 
 from tunekit.cli import main
-from tunekit.study import ORIGIN_ATTR, REASON_ATTR, TRACEBACK_ATTR
+from tunekit.study.records import PREDICTION, REASON_ATTR, TRACEBACK_ATTR, origin_of
 
 FAST = ["--max-steps", "20", "--evaluations", "2"]
 
@@ -34,7 +34,7 @@ def test_search_continue_show_export_train(storage_url, tmp_path):
     study = load(storage_url)
     trials = study.get_trials()
     assert [t.state.name for t in trials].count("COMPLETE") + [t.state.name for t in trials].count("PRUNED") == 3
-    assert trials[0].user_attrs[ORIGIN_ATTR] == "prior prediction"
+    assert origin_of(trials[0]) == PREDICTION and PREDICTION.describe() == "prior prediction"
     # Conditional, namespaced parameters: only the chosen family's own.
     for t in trials:
         family = t.params["optimizer"]
@@ -171,7 +171,7 @@ def test_lightning_export_trains_the_same_as_the_recipe(storage_url, tmp_path):
 
     loaded = load_script(ScriptSpec(str(TINY)))
     pl.seed_everything(config["seed_everything"])
-    model, data = loaded.build_model(), loaded.build_data(callbacks[0].recipe.training["batch_size"])
+    model, data = loaded.build_model(), loaded.build_data(callbacks[0].recipe.training.batch_size)
     trainer = pl.Trainer(
         **trainer_cfg,
         callbacks=callbacks,
@@ -192,7 +192,7 @@ def test_each_family_starts_at_its_predicted_point(storage_url):
     assert result.exit_code == 0, result.output
     trials = load(storage_url).get_trials()
     assert [t.params["optimizer"] for t in trials] == ["sgd", "lion", "schedulefree_adamw"]
-    assert all(t.user_attrs[ORIGIN_ATTR] == "prior prediction" for t in trials)
+    assert all(origin_of(t) == PREDICTION for t in trials)
 
 
 def test_script_without_configure_optimizers(storage_url, write_script):

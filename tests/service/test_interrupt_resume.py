@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 from conftest import TINY
 
-from tunekit.study import REASON_ATTR
+from tunekit.study.records import REASON_ATTR
 
 
 def tunekit_command() -> list[str]:

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tunekit.recipes import Recipe
 from tunekit.training.callbacks import ScheduleFreeSwitch
+from tunekit.training.use_recipe import UseRecipe
 
 STEPS, VAL_EVERY, BN_BATCHES = 30, 10, 4
 
@@ -98,7 +99,7 @@ class Regressor(pl.LightningModule):
         self.log("val_loss", nn.functional.mse_loss(self(x), y))
 
     def configure_optimizers(self):
-        return self.recipe.configure_optimizers(self)
+        return UseRecipe.configure_optimizers(self, self.recipe)
 
 
 def data() -> tuple[DataLoader, DataLoader]:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tunekit.errors import BadInput
+from tunekit.study.records import requeue, retry_of
 
 DEFAULT_STORAGE = "sqlite:///tunekit.db"
 STORAGE_ENV = "TUNEKIT_STORAGE"
@@ -194,7 +195,7 @@ class RetryDeadWorkerTrial:
     """Queue a dead worker's trial again with the same parameters (at most ``max_retry`` times).
 
     Optuna's ``RetryHeartbeatStaleTrialCallback`` with two changes: the retry carries only its
-    origin ("retry of trial N (worker died)"), not the dead attempt's progress and worker, and the
+    origin (a retry of trial N, worker died), not the dead attempt's progress and worker, and the
     same ``failed_trial``/``retry_history`` system attributes, so Optuna's helpers still read them.
     """
 
@@ -202,23 +203,11 @@ class RetryDeadWorkerTrial:
         self.max_retry = max_retry
 
     def __call__(self, study: Any, trial: Any) -> None:
-        import optuna
-
-        from tunekit.study import ORIGIN_ATTR
-
         history = [*trial.system_attrs.get("retry_history", []), trial.number]
         if self.max_retry is not None and len(history) > self.max_retry:
             return
         system_attrs = {**trial.system_attrs, "failed_trial": history[0], "retry_history": history}
-        study.add_trial(
-            optuna.trial.create_trial(
-                state=optuna.trial.TrialState.WAITING,
-                params=trial.params,
-                distributions=trial.distributions,
-                user_attrs={ORIGIN_ATTR: f"retry of trial {trial.number} (worker died)"},
-                system_attrs=system_attrs,
-            )
-        )
+        requeue(study, trial, retry_of(trial.number, "worker died"), system_attrs)
 
 
 def reap_dead_workers(study: Any) -> None:
@@ -228,6 +217,30 @@ def reap_dead_workers(study: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+
+
+# --- Optuna internals: the only place tunekit uses a trial's storage id (issue #13) ---------------
+
+
+def record_heartbeat(storage: Any, trial: Any) -> None:
+    """Record one heartbeat of the running ``trial`` now (Optuna's thread may not have yet)."""
+    storage.record_heartbeat(trial._trial_id)
+
+
+def fail_and_retry(storage: Any, study: Any, trial: Any) -> bool:
+    """Fail the RUNNING ``trial`` and queue it again as a dead worker's; False if it had finished.
+
+    Raises nothing when another process finished or failed it in the meantime.
+    """
+    import optuna
+
+    try:
+        failed = storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False  # it finished (or another worker failed it) in the meantime
+    if failed:
+        storage.get_heartbeat_stale_trial_callback()(study, storage.get_trial(trial._trial_id))
+    return bool(failed)
 
 
 def study_names(storage: Any) -> list[str]:

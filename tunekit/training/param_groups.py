@@ -1,7 +1,9 @@
 """Parameter-grouping rules: which parameters an optimizer family may touch, and how.
 
-A rule maps ``(model, hparams)`` to torch param groups. The family names its rule (``grouping``), so
-callers never special-case a family. Every rule gives parameters with ndim < 2 (biases, norm gains)
+A rule maps ``(model, hparams)`` to torch param groups; the rules are entries of the
+``GROUPING_RULES`` registry. The family names its rule (``grouping``), so callers never
+special-case a family. Which parameter is a hidden matrix (Muon's) and which is an embedding, head
+or bias is decided in one place, :func:`split_hidden_matrices`. Every rule gives parameters with ndim < 2 (biases, norm gains)
 no weight decay (nanoGPT's ``configure_optimizers``; literature.md, "Optimizer families").
 """
 
@@ -9,11 +11,11 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from tunekit.errors import BadInput
-
-GroupingRule = Callable[[Any, dict], list]
+from tunekit.registry import Registry
 
 # Module attribute naming the parameters that Muon must leave to its AdamW part, as name globs.
 ADAM_PARAMS_ATTR = "tunekit_adam_params"
@@ -56,18 +58,7 @@ def muon_hidden(model: Any, hparams: dict) -> list[dict]:
     Raises:
         BadInput: a ``tunekit_adam_params`` glob matches no parameter.
     """
-    adam_ids = {id(p) for p in embedding_and_head(model)} | {id(p) for p in _override(model)}
-    kernels = {id(m.weight) for m in model.modules() if _is_conv(m)}
-    muon, adam, no_decay = [], [], []
-    for _, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        if p.ndim < 2:
-            no_decay.append(p)
-        elif id(p) not in adam_ids and (p.ndim == 2 or id(p) in kernels):
-            muon.append(p)
-        else:
-            adam.append(p)
+    muon, adam, no_decay = split_hidden_matrices(model)
     decay = hparams.get("weight_decay", 0.0)
     groups = [
         {"params": muon, "use_muon": True, "weight_decay": decay},
@@ -75,6 +66,31 @@ def muon_hidden(model: Any, hparams: dict) -> list[dict]:
         {"params": no_decay, "use_muon": False, "weight_decay": 0.0},
     ]
     return [g for g in groups if g["params"]]
+
+
+def split_hidden_matrices(model: Any) -> tuple[list, list, list]:
+    """Trainable parameters as (hidden matrices, other tensors with ndim >= 2, ndim < 2).
+
+    Hidden matrices are the 2-D weights and convolution kernels that are not the input embedding
+    or the output head (:func:`embedding_and_head`) and not named in ``tunekit_adam_params``: what
+    Muon orthogonalises. The one place this classification lives (issue #10 builds on it).
+
+    Raises:
+        BadInput: a ``tunekit_adam_params`` glob matches no parameter.
+    """
+    adam_ids = {id(p) for p in embedding_and_head(model)} | {id(p) for p in _override(model)}
+    kernels = {id(m.weight) for m in model.modules() if _is_conv(m)}
+    hidden, other, small = [], [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2:
+            small.append(p)
+        elif id(p) not in adam_ids and (p.ndim == 2 or id(p) in kernels):
+            hidden.append(p)
+        else:
+            other.append(p)
+    return hidden, other, small
 
 
 def embedding_and_head(model: Any) -> list:
@@ -133,7 +149,21 @@ def _is_conv(module: Any) -> bool:
     return isinstance(module, nn.modules.conv._ConvNd)
 
 
-RULES: dict[str, GroupingRule] = {"decay_matrices": decay_matrices, "muon_hidden": muon_hidden}
+@dataclass(frozen=True)
+class GroupingRule:
+    """A registry entry: ``fn(model, hparams)`` returns torch param groups."""
+
+    name: str
+    description: str
+    fn: Callable[[Any, dict], list[dict]]
+
+
+def register_builtin_rules(registry: Registry[GroupingRule]) -> None:
+    registry.add(GroupingRule("decay_matrices", "weight decay on ndim >= 2 tensors only", decay_matrices))
+    registry.add(GroupingRule("muon_hidden", "Muon for hidden matrices, AdamW for the rest", muon_hidden))
+
+
+GROUPING_RULES: Registry[GroupingRule] = Registry("parameter-grouping rule", register_builtin_rules)
 
 
 def group_parameters(rule: str, model: Any, hparams: dict) -> list[dict]:
@@ -142,8 +172,4 @@ def group_parameters(rule: str, model: Any, hparams: dict) -> list[dict]:
     Raises:
         BadInput: unknown rule name, listing the valid ones.
     """
-    try:
-        fn = RULES[rule]
-    except KeyError:
-        raise BadInput(f"unknown parameter-grouping rule '{rule}'; choose from: {', '.join(RULES)}.") from None
-    return fn(model, hparams)
+    return GROUPING_RULES.lookup(rule).fn(model, hparams)

@@ -22,10 +22,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tunekit.errors import BadInput
 from tunekit.recipes import Recipe
-from tunekit.search_spaces.optimizers import get_family, list_families
-from tunekit.search_spaces.param_groups import group_parameters
+from tunekit.search_spaces.catalog import get_family, list_families
 from tunekit.training.fit import run_fit
-from tunekit.training.optimization import build_optimizer
+from tunekit.training.optimization import create_optimizer, instantiate, optimizer_class
+from tunekit.training.param_groups import group_parameters
 from tunekit.training.script import LoadedScript, ScriptSpec
 
 FAMILIES = [f.name for f in list_families()]
@@ -148,7 +148,7 @@ def test_family_trains_with_a_real_fit(name: str, model_cls: type) -> None:
     """A few dozen optimizer steps of a real Lightning fit lower the validation loss."""
     script = LoadedScript(ScriptSpec("tiny_lm.py"), model_cls, TinyData)
     recipe = centre_recipe(name)
-    pl.seed_everything(recipe.training["seed"], verbose=False)
+    pl.seed_everything(recipe.training.seed, verbose=False)
     model, data = model_cls(), TinyData()
     with torch.no_grad():
         before = float(model.loss(data.val_set.tensors))
@@ -164,7 +164,7 @@ def test_param_groups_follow_the_family_rule(name: str, tied: bool) -> None:
     assert family.grouping in RULE_CHECKS, f"add a check for grouping rule {family.grouping!r}"
     model = TinyLM(tied=tied)
     recipe = centre_recipe(name)
-    hparams = {k: v for k, v in recipe.optimizer.items() if k != "name"}
+    hparams = dict(recipe.optimizer.hparams)
     groups = group_parameters(family.grouping, model, hparams)
     grouped = [p for g in groups for p in g["params"]]
     assert len(grouped) == len(by_id(grouped)) and by_id(grouped) == by_id(model.parameters())
@@ -185,7 +185,7 @@ def test_ndim_below_two_never_decays(name: str) -> None:
     before = copy.deepcopy(model)
     overrides = {"weight_decay": 0.5} if "weight_decay" in family.defaults else {}
     hparams = family.resolve(overrides)
-    optimizer = family.create(group_parameters(family.grouping, model, hparams), hparams, max_steps=STEPS)
+    optimizer = instantiate(family, group_parameters(family.grouping, model, hparams), hparams, max_steps=STEPS)
     if hasattr(optimizer, "train"):
         optimizer.train()
     for _ in range(2):
@@ -206,7 +206,7 @@ def test_registry_entries_are_complete() -> None:
     for family in list_families():
         assert family.description and family.source and family.implementation
         assert "lr" in family.defaults and "lr" in family.lr_params
-        family.optimizer_class()  # the implementation imports
+        optimizer_class(family)  # the implementation imports
         for hp in family.space:
             resolved = family.resolve({})
             value = resolved[hp] if hp in resolved else resolved["betas"][int(hp[-1]) - 1]
@@ -326,7 +326,7 @@ def test_muon_step_matches_torch_muon_and_adamw() -> None:
     model.norm = nn.LayerNorm(3 * DIM)
     model.head = nn.Linear(3 * DIM, VOCAB)
     ref = copy.deepcopy(model)
-    ours = family.create(group_parameters(family.grouping, model, hp), hp)
+    ours = instantiate(family, group_parameters(family.grouping, model, hp), hp)
     rest = [p for n, p in ref.named_parameters() if n != "hidden.weight"]
     torch_muon = torch.optim.Muon([ref.hidden.weight], lr=0.05, weight_decay=0.1, momentum=hp["momentum"])
     torch_adamw = torch.optim.AdamW(
@@ -360,7 +360,7 @@ def test_lion_step_matches_the_published_update() -> None:
     hp = family.resolve({"lr": 1e-2, "weight_decay": 0.5})
     b1, b2 = hp["betas"]
     w = nn.Parameter(torch.randn(4, 3))
-    opt = family.create([{"params": [w]}], hp)
+    opt = instantiate(family, [{"params": [w]}], hp)
     ref, m = w.detach().clone(), torch.zeros(4, 3)
     for _ in range(3):
         g = torch.randn(4, 3)
@@ -372,9 +372,9 @@ def test_lion_step_matches_the_published_update() -> None:
         torch.testing.assert_close(w.detach(), ref)
 
 
-def test_build_optimizer_gives_the_family_the_step_budget() -> None:
+def test_create_optimizer_gives_the_family_the_step_budget() -> None:
     """The recipe's max_steps reaches ``create`` (AdEMAMix's warmups span the trial's budget)."""
-    optimizer = build_optimizer(centre_recipe("ademamix", max_steps=77), TinyLM())
+    optimizer = create_optimizer(TinyLM(), centre_recipe("ademamix", max_steps=77))
     assert all(group["t_alpha_beta3"] == 77 for group in optimizer.param_groups)
 
 
@@ -393,8 +393,8 @@ def test_ademamix_warms_alpha_and_beta3_up_over_the_budget() -> None:
     family = get_family("ademamix")
     hp = family.resolve({})
     with pytest.raises(ValueError, match="max_steps"):
-        family.create([{"params": [nn.Parameter(torch.zeros(2))]}], hp)
-    opt = family.create([{"params": [nn.Parameter(torch.zeros(2))]}], hp, max_steps=400)
+        instantiate(family, [{"params": [nn.Parameter(torch.zeros(2))]}], hp)
+    opt = instantiate(family, [{"params": [nn.Parameter(torch.zeros(2))]}], hp, max_steps=400)
     group = opt.param_groups[0]
     assert group["t_alpha_beta3"] == 400
     b1, _, b3 = hp["betas"]

@@ -2,14 +2,14 @@
 
 The parent has already validated everything, created the study (and so the schema: two processes
 creating a fresh SQLite file at once crash on ``alembic_version``) and queued its first trial.
-Then it starts N workers (``python -m tunekit.workers``), each a plain ``run_search`` loop in its
-own process, working toward the study's shared target (see ``tunekit.search``). Processes, not
+Then it starts N workers (``python -m tunekit.service.worker_process REQUEST``, a JSON ``WorkerRequest``),
+each the same prepared trial loop as a lone search in its own process, working toward the study's
+shared target (see ``tunekit.study.coordination``). Processes, not
 Optuna's ``n_jobs`` threads: training holds the GIL for much of each step.
 
 Threads: each worker gets ``cores // N`` torch threads (``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` in
 its environment before torch is imported, then ``torch.set_num_threads``); by default every worker
-would start one thread per core and they would oversubscribe the machine (literature.md,
-"Practice": 8-10x slower on 2 cores).
+would start one thread per core and they would oversubscribe the machine (8-10x slower on 2 cores).
 
 Signals: the workers run in their own session, so a Ctrl-C in the terminal reaches only the parent,
 which passes each Ctrl-C on once. A worker whose parent is gone (kill -9) stops at its next batch
@@ -19,7 +19,6 @@ its heartbeat is overdue.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -29,13 +28,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tunekit.errors import BadInput, RunFailure, TunekitError
+from tunekit.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_RUN_FAILURE,
+    BadInput,
+    RunFailure,
+)
 from tunekit.interrupts import ForcedStop, InterruptFlag
-from tunekit.storage import STORAGE_ENV
+from tunekit.study.storage import STORAGE_ENV
+from tunekit.training.fit import RunOptions
 
 POLL = 1.0  # seconds between the parent's looks at the study and the workers
 FORCED_GRACE = 10.0  # after a second Ctrl-C, seconds the workers get to record their trials before SIGKILL
@@ -81,6 +88,30 @@ class WorkersOutcome:
     forced: bool = False
 
 
+@dataclass(frozen=True)
+class WorkerRequest:
+    """What one worker process is told, as JSON on its command line (the storage URL, which may hold
+    a password, travels in its environment instead: ``$TUNEKIT_STORAGE``)."""
+
+    study: str
+    index: int
+    threads: int
+    parent: int
+    result: str
+    accelerator: str
+    timeout: float | None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerRequest:
+        return cls(**json.loads(text))
+
+
+_STOPS_ALL = (EXIT_RUN_FAILURE, EXIT_BAD_INPUT)  # a broken script or bad input: the others would only repeat it
+
+
 class _Worker:
     def __init__(self, index: int, proc: subprocess.Popen, log: Path, result: Path):
         self.index, self.proc, self.log, self.result = index, proc, log, result
@@ -103,7 +134,9 @@ class _Worker:
         return code, f"worker {self.index} {how} without a result; its last output:\n" + "\n".join(tail)
 
 
-def run_workers(url: str, study: Any, jobs: int, timeout: float | None, accelerator: str, view: Any) -> WorkersOutcome:
+def run_workers(
+    url: str, study: Any, jobs: int, timeout: float | None, options: RunOptions, view: Any
+) -> WorkersOutcome:
     """Run ``jobs`` worker processes on ``study`` until they stop; ``view`` is a ``WorkersView``.
 
     Raises:
@@ -125,8 +158,10 @@ def run_workers(url: str, study: Any, jobs: int, timeout: float | None, accelera
         with flag, view:
             for index in range(1, jobs + 1):
                 log, result = folder / f"worker-{index}.log", folder / f"worker-{index}.json"
-                command = [sys.executable, "-m", "tunekit.workers", study.study_name, str(index), str(threads)]
-                command += [str(os.getpid()), str(result), accelerator, str(timeout or 0)]
+                request = WorkerRequest(
+                    study.study_name, index, threads, os.getpid(), str(result), options.accelerator, timeout
+                )
+                command = [sys.executable, "-m", "tunekit.service.worker_process", request.to_json()]
                 with log.open("w") as out:
                     proc = subprocess.Popen(
                         command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -137,9 +172,9 @@ def run_workers(url: str, study: Any, jobs: int, timeout: float | None, accelera
                 while any(w.proc.poll() is None for w in workers):
                     view.poll()
                     for w in workers:
-                        if failure is None and w.proc.poll() is not None and w.outcome()[0] in (1, 2):
+                        if failure is None and w.proc.poll() is not None and w.outcome()[0] in _STOPS_ALL:
                             failure = w.outcome()
-                            stop_all()  # a broken script or bad input: the others would only repeat it
+                            stop_all()
                     time.sleep(POLL)
             except ForcedStop:
                 forced = True
@@ -154,16 +189,16 @@ def run_workers(url: str, study: Any, jobs: int, timeout: float | None, accelera
             view.poll()
         outcomes = [w.outcome() for w in workers]
         if failure is None:
-            failure = next(((c, m) for c, m in outcomes if c in (1, 2)), None)
+            failure = next(((c, m) for c, m in outcomes if c in _STOPS_ALL), None)
         if failure is not None:
             code, message = failure
-            raise (BadInput if code == 2 else RunFailure)(message)
-        crashed = [m for c, m in outcomes if c not in (0, 130)]
+            raise (BadInput if code == EXIT_BAD_INPUT else RunFailure)(message)
+        crashed = [m for c, m in outcomes if c not in (EXIT_OK, EXIT_INTERRUPTED)]
         if crashed and not (flag.requested() or forced):
             if len(crashed) == len(workers):
                 raise RunFailure(crashed[0])
             view.console.print(f"[red]{crashed[0]}[/]", highlight=False)
-        interrupted = forced or flag.requested() or any(c == 130 for c, _ in outcomes)
+        interrupted = forced or flag.requested() or any(c == EXIT_INTERRUPTED for c, _ in outcomes)
         return WorkersOutcome(interrupted, forced)
     finally:
         for w in workers:
@@ -171,47 +206,3 @@ def run_workers(url: str, study: Any, jobs: int, timeout: float | None, accelera
                 w.proc.kill()
                 w.proc.wait()
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def worker_main(argv: list[str] | None = None) -> int:
-    """One worker process: run the study's trials until its target is reached; write the outcome."""
-    parser = argparse.ArgumentParser(prog="python -m tunekit.workers", description="A tunekit --jobs worker.")
-    for name in ("study", "index", "threads", "parent", "result", "accelerator", "timeout"):
-        parser.add_argument(name)
-    args = parser.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(int(args.threads))
-    from tunekit.progress import QuietView
-    from tunekit.search import run_search
-    from tunekit.storage import open_storage, resolve_url
-    from tunekit.study import open_study
-    from tunekit.training.script import load_script
-
-    code, message = 0, ""
-    try:
-        store = open_storage(resolve_url(None))
-        study, settings = open_study(store, args.study)
-        outcome = run_search(
-            store,
-            study,
-            settings,
-            load_script(settings.script),
-            timeout=float(args.timeout) or None,
-            view=QuietView(),
-            accelerator=args.accelerator,
-            worker=int(args.index),
-            parent_pid=int(args.parent),
-        )
-        code = 130 if outcome.interrupted else 0
-    except TunekitError as exc:
-        code, message = exc.exit_code, str(exc)
-    except KeyboardInterrupt:
-        code = 130
-    Path(args.result).write_text(json.dumps({"code": code, "message": message}))
-    print(f"worker {args.index}: exit {code} {message}", flush=True)
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(worker_main())

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from conftest import tunekit_command
 
 from tunekit.cli import main
-from tunekit.study import ORIGIN_ATTR, REASON_ATTR, TRACEBACK_ATTR, WORKER_DIED, counts_toward_target
+from tunekit.study.records import REASON_ATTR, TRACEBACK_ATTR, WORKER_DIED, counts_toward_target, origin_of
 
 FAST = ["--max-steps", "20", "--evaluations", "2"]
 
@@ -96,7 +96,9 @@ def test_kill_9_then_resume_retries_the_trial_of_the_dead_worker(faulty_script, 
     dead = trials[zombie.number]
     assert dead.state.name == "FAIL" and REASON_ATTR not in dead.user_attrs
     (retry,) = [
-        t for t in trials.values() if t.user_attrs.get(ORIGIN_ATTR) == f"retry of trial {zombie.number} (worker died)"
+        t
+        for t in trials.values()
+        if origin_of(t) and origin_of(t).describe() == f"retry of trial {zombie.number} (worker died)"
     ]
     assert retry.params == zombie.params and retry.state.name in ("COMPLETE", "PRUNED")
     assert sum(counts_toward_target(t) for t in trials.values()) == 2  # the requested count, no more
@@ -129,7 +131,7 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_retried(storage
     """Killed between Optuna's ``ask`` and the objective: RUNNING with no heartbeat, which Optuna never fails."""
     from conftest import TINY
 
-    from tunekit.storage import open_storage
+    from tunekit.study.storage import open_storage
 
     monkeypatch.setenv("TUNEKIT_HEARTBEAT_INTERVAL", "1")
     assert CliRunner().invoke(main, ["search", str(TINY), "--trials", "1", *FAST]).exit_code == 0
@@ -139,7 +141,9 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_retried(storage
     assert f"Waiting for trial(s) {orphan.number}" in result.output
     trials = trials_of(storage_url, "tiny_regression")
     assert trials[orphan.number].state.name == "FAIL"
-    (retry,) = [t for t in trials if t.user_attrs.get(ORIGIN_ATTR) == f"retry of trial {orphan.number} (worker died)"]
+    (retry,) = [
+        t for t in trials if origin_of(t) and origin_of(t).describe() == f"retry of trial {orphan.number} (worker died)"
+    ]
     assert retry.state.name in ("COMPLETE", "PRUNED")
     assert sum(counts_toward_target(t) for t in trials) == 2
     assert CliRunner().invoke(main, ["show", "--study", "tiny_regression"]).output.count(WORKER_DIED) == 1

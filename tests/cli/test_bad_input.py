@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from conftest import TINY
 
 from tunekit.cli import main
-from tunekit.workers import available_cores
+from tunekit.service.workers import available_cores
 
 FAST = ["--max-steps", "20", "--evaluations", "2"]
 GOOD_RECIPE = {

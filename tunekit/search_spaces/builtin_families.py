@@ -13,7 +13,10 @@ parameters on its own (MARS's ``weight_decay_1d``) have that switched off in ``f
 
 from __future__ import annotations
 
-from tunekit.search_spaces.optimizers import LRRange, OptimizerFamily, register
+from collections.abc import Callable
+
+from tunekit.registry import Registry
+from tunekit.search_spaces.families import LRRange, OptimizerFamily
 from tunekit.search_spaces.params import Choice, FloatRange
 
 # Shared by the Adam-like families: beta2 is searched over values, not a range, because what matters
@@ -25,7 +28,7 @@ _DECOUPLED_WD = FloatRange(1e-3, 0.3, log=True)
 _DECOUPLED = {"weight_decouple": True}
 
 
-def _register_torch_families() -> None:
+def _register_torch_families(register: Callable[[OptimizerFamily], OptimizerFamily]) -> None:
     register(
         OptimizerFamily(
             name="adamw",
@@ -58,7 +61,7 @@ def _register_torch_families() -> None:
     )
 
 
-def _register_sign_and_orthogonal_families() -> None:
+def _register_sign_and_orthogonal_families(register: Callable[[OptimizerFamily], OptimizerFamily]) -> None:
     register(
         OptimizerFamily(
             name="lion",
@@ -117,7 +120,7 @@ def _register_sign_and_orthogonal_families() -> None:
     )
 
 
-def _register_schedule_free_families() -> None:
+def _register_schedule_free_families(register: Callable[[OptimizerFamily], OptimizerFamily]) -> None:
     register(
         OptimizerFamily(
             name="schedulefree_adamw",
@@ -157,7 +160,7 @@ def _register_schedule_free_families() -> None:
     )
 
 
-def _register_adam_variants() -> None:
+def _register_adam_variants(register: Callable[[OptimizerFamily], OptimizerFamily]) -> None:
     register(
         OptimizerFamily(
             name="ademamix",
@@ -268,7 +271,12 @@ def _register_adam_variants() -> None:
     )
 
 
-_register_torch_families()
-_register_sign_and_orthogonal_families()
-_register_schedule_free_families()
-_register_adam_variants()
+def register_builtin_families(registry: Registry[OptimizerFamily]) -> None:
+    """Add every built-in family to ``registry``, in the order ``tunekit optimizers`` lists them."""
+    for group in (
+        _register_torch_families,
+        _register_sign_and_orthogonal_families,
+        _register_schedule_free_families,
+        _register_adam_variants,
+    ):
+        group(registry.add)

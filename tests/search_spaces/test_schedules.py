@@ -15,18 +15,13 @@ import torch
 from torch import nn
 
 from tunekit.errors import BadInput
-from tunekit.search_spaces import schedules
+from tunekit.search_spaces import catalog, schedules
+from tunekit.search_spaces.builtin_schedules import sgdr_restarts
+from tunekit.search_spaces.catalog import get_schedule, list_schedules, multiplier, resolve_params, warmup_steps
 from tunekit.search_spaces.schedule_plots import plot_schedule
-from tunekit.search_spaces.schedules import (
-    SCHEDULE_NAMES,
-    build_lr_scheduler,
-    get_schedule,
-    list_schedules,
-    multiplier,
-    resolve_params,
-    sgdr_restarts,
-    warmup_steps,
-)
+from tunekit.training.lr_scheduler import build_lr_scheduler
+
+SCHEDULE_NAMES = catalog.SCHEDULES.keys()
 
 # --- Independent reference formulas -------------------------------------------------------------
 
@@ -392,7 +387,7 @@ def test_registry_errors_and_glob() -> None:
     with pytest.raises(BadInput, match="at least 1 optimizer step"):
         build_lr_scheduler(_optimizer(), {"name": "wsd"}, 0)
     with pytest.raises(ValueError, match="already registered"):
-        schedules.register(get_schedule("wsd"))
+        catalog.SCHEDULES.add(get_schedule("wsd"))
     assert [s.name for s in list_schedules("*sine")] == ["cosine"]
     assert resolve_params("wsd", {"name": "wsd", "decay_fraction": 0.1})["decay_fraction"] == 0.1
     assert resolve_params("sgdr", {"t_mult": 2, "cycles": 2.0}) | {"t_mult": 2, "cycles": 2} == resolve_params(
@@ -402,8 +397,8 @@ def test_registry_errors_and_glob() -> None:
 
 def test_a_new_registration_is_usable_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
     """A registered schedule needs nothing else: multiplier, checks and the torch adapter pick it up."""
-    monkeypatch.setattr(schedules, "_REGISTRY", schedules._REGISTRY.copy())
-    schedules.register(
+    monkeypatch.setattr(catalog, "SCHEDULES", catalog.SCHEDULES.copy())
+    catalog.SCHEDULES.add(
         schedules.Schedule(
             name="half",
             description="half the peak after warmup",
@@ -411,7 +406,7 @@ def test_a_new_registration_is_usable_everywhere(monkeypatch: pytest.MonkeyPatch
             fn=lambda step, total, **_: 0.5,
             space={},
             defaults={"warmup_fraction": 0.0},
-            checks={"warmup_fraction": schedules._fraction},
+            checks={"warmup_fraction": schedules.fraction},
         )
     )
     opt = _optimizer(0.2)

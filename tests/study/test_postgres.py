@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from test_parallel import SLOW, TRIALS, assert_study_complete, start, study_exists, wait_until
 
 from tunekit.cli import main
-from tunekit.study import WORKER_ATTR
+from tunekit.study.records import WORKER_ATTR
 
 
 def test_four_processes_on_postgresql(faulty_script, postgres_url, tmp_path):

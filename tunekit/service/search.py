@@ -1,0 +1,261 @@
+"""The application service of ``search``, ``resume`` and the ``--jobs`` workers: prepare, then run.
+
+``prepare_search(request)`` and ``prepare_resume(request)`` validate everything and load what a run
+needs once per process (the script, the search space, the study and its settings), writing
+nothing until every check has passed; ``PreparedRun.run(view)`` then runs the trials here or in
+worker processes, each of which opens the same ``PreparedRun`` with ``open_run``. The CLI only
+turns options into a request and outcomes into messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunekit.errors import BadInput
+from tunekit.search_spaces.catalog import default_optimizers, default_schedules
+from tunekit.search_spaces.space import SearchSpace, SpaceConfig, load_space_file, parse_names
+from tunekit.study.coordination import DEFAULT_TRIALS, remaining_trials
+from tunekit.study.records import counted_trials
+from tunekit.study.settings import StudySettings, create_or_continue, open_study
+from tunekit.study.storage import is_sqlite, open_storage, reap_dead_workers, sqlite_path
+from tunekit.training.fit import RunOptions
+from tunekit.training.script import LoadedScript, ScriptSpec, load_script
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """``tunekit search``: what the user asked for, options already parsed.
+
+    ``given`` names the settings the user chose explicitly (``StudySettings.COMPARABLE`` names);
+    only those must agree with an existing study of the same name.
+    """
+
+    script: ScriptSpec
+    study_name: str
+    url: str
+    max_steps: int
+    trials: int | None = None
+    timeout: float | None = None
+    max_epochs: int | None = None
+    optimizers: str | None = None
+    schedules: str | None = None
+    metric: str = "val_loss"
+    direction: str = "minimize"
+    prior: str = "deepseek"
+    space_file: Path | None = None
+    seed: int = 0
+    evaluations: int = 4
+    jobs: int = 1
+    options: RunOptions = field(default_factory=RunOptions)
+    given: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ResumeRequest:
+    """``tunekit resume``: ``trials`` more, or (None) up to the stored target."""
+
+    study_name: str
+    url: str
+    trials: int | None = None
+    timeout: float | None = None
+    jobs: int = 1
+    options: RunOptions = field(default_factory=RunOptions)
+
+
+@dataclass
+class PreparedRun:
+    """Everything a run needs, made once per process and passed down."""
+
+    url: str
+    storage: Any
+    study: Any
+    settings: StudySettings
+    script: LoadedScript
+    space: SearchSpace
+    options: RunOptions
+    timeout: float | None = None
+    jobs: int = 1
+
+    @property
+    def remaining(self) -> int:
+        return remaining_trials(self.study, self.settings.target_trials)
+
+    def add_trials(self, n_trials: int | None) -> int:
+        """Raise the shared target by ``n_trials`` (None: keep the stored one); the trials to run now.
+
+        Without ``n_trials`` the stored target stands: recounting would raise it by whatever other
+        workers finished in the meantime.
+        """
+        reap_dead_workers(self.study)  # trials of workers killed since the last run: failed and queued again
+        counted = counted_trials(self.study.get_trials(deepcopy=False))
+        if n_trials is not None:
+            self.settings.target_trials = counted + n_trials
+            self.settings.save(self.study)
+        return max(0, self.settings.target_trials - counted)
+
+    def run(self, view: Any) -> Any:
+        """Run the trials in this process (``jobs == 1``) or in ``jobs`` worker processes.
+
+        ``view`` is a ``SearchEvents`` for one process, the workers' view (polled) for several.
+        """
+        if self.jobs == 1:
+            return self.run_here(view)
+        from tunekit.service.workers import run_workers
+
+        return run_workers(self.url, self.study, self.jobs, self.timeout, self.options, view)
+
+    def run_here(self, view: Any, worker: int = 0, parent_pid: int | None = None) -> Any:
+        from tunekit.service.trial_loop import run_search
+
+        return run_search(
+            self.storage,
+            self.study,
+            self.settings,
+            self.script,
+            self.space,
+            timeout=self.timeout,
+            view=view,
+            options=self.options,
+            worker=worker,
+            parent_pid=parent_pid,
+        )
+
+
+def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
+    """Validate a search, measure the prior, check the script, then create or continue the study.
+
+    Returns:
+        The prepared run and the number of trials to add (the request's, else ``DEFAULT_TRIALS``).
+
+    Raises:
+        BadInput: any option, file, script or stored setting that cannot be used; nothing has
+            been written then.
+    """
+    from tunekit.priors import make_prior
+    from tunekit.training.fit import check_script
+
+    check_jobs(request.jobs, request.url)
+    optimizer_names = parse_names(request.optimizers, "optimizers") or default_optimizers()
+    schedule_names = parse_names(request.schedules, "schedules") or default_schedules()
+    overrides = load_space_file(request.space_file) if request.space_file else {}
+    loaded = load_script(request.script)
+    batch = loaded.default_batch_size
+    max_steps, given = request.max_steps, set(request.given)
+    if request.max_epochs is not None:
+        if "max_steps" in given:
+            raise BadInput("give either --max-steps or --max-epochs, not both.")
+        # Schedules are fractions of a step budget, so an epoch budget becomes steps here, once.
+        max_steps = request.max_epochs * loaded.steps_per_epoch(batch)
+        given.add("max_steps")
+    chosen_prior = make_prior(request.prior, loaded, max_steps, batch)
+    config = SpaceConfig(
+        optimizers=optimizer_names,
+        schedules=schedule_names,
+        centre_lr=chosen_prior.centre_lr,
+        max_steps=max_steps,
+        span_scale=chosen_prior.span_scale,
+        batch_sizes=batch_choices(batch),
+        overrides=overrides,
+        seed=request.seed,
+        evaluations=request.evaluations,
+    )
+    space = SearchSpace(config)  # validates the space before anything is written
+    settings = StudySettings(request.script, request.metric, request.direction, config, chosen_prior.record)
+    store = open_storage(request.url)
+    check_script(loaded, request.metric, batch)
+    study, settings = create_or_continue(store, request.study_name, settings, given, spell=spell_setting)
+    # A continued study runs with its stored settings (options not given keep their stored values).
+    if settings.script != request.script:
+        loaded = load_script(settings.script)
+    if settings.space != config:
+        space = SearchSpace(settings.space)
+    prepared = PreparedRun(
+        request.url, store, study, settings, loaded, space, request.options, request.timeout, request.jobs
+    )
+    return prepared, request.trials or DEFAULT_TRIALS
+
+
+def prepare_resume(request: ResumeRequest) -> PreparedRun:
+    """Open a study to continue it from its stored settings.
+
+    Raises:
+        BadInput: no such study, ``--jobs`` cannot be used here, or the study's script is gone.
+    """
+    check_jobs(request.jobs, request.url)
+    return open_run(request.url, request.study_name, request.options, request.timeout, request.jobs)
+
+
+def open_run(url: str, name: str, options: RunOptions, timeout: float | None = None, jobs: int = 1) -> PreparedRun:
+    """The ``PreparedRun`` of an existing study (``resume``, and every ``--jobs`` worker process).
+
+    Raises:
+        BadInput: no such study, or its script no longer exists.
+    """
+    store = open_storage(url)
+    study, settings = open_study(store, name)
+    reap_dead_workers(study)
+    if not Path(settings.script.path).is_file():
+        raise BadInput(
+            f"the study's script '{settings.script.path}' no longer exists; put it back or run tunekit search on its new path with --study {name}."
+        )
+    return PreparedRun(
+        url, store, study, settings, load_script(settings.script), SearchSpace(settings.space), options, timeout, jobs
+    )
+
+
+def check_jobs(jobs: int, url: str) -> None:
+    """Refuse more workers than cores, or workers that cannot share the storage.
+
+    Raises:
+        BadInput: ``--jobs`` exceeds the cores, or the storage is in-memory SQLite.
+    """
+    from tunekit.service.workers import available_cores
+
+    if jobs == 1:
+        return
+    cores = available_cores()
+    if jobs > cores:
+        raise BadInput(
+            f"--jobs {jobs} is more than the {cores} CPU core(s) here; each worker needs a core of its own, "
+            f"so use --jobs {cores} or fewer."
+        )
+    if is_sqlite(url) and sqlite_path(url) is None:
+        raise BadInput("--jobs needs a storage the workers can share; give a file (sqlite:///FILE) or a server URL.")
+
+
+def batch_choices(default: int | None) -> list[int] | None:
+    """Batch sizes to search when the DataModule takes one: half, same and double its default."""
+    if default is None:
+        return None
+    return sorted({max(1, default // 2), default, default * 2})
+
+
+# How each comparable setting is spelled on the command line, for the "created with" message.
+OPTION_OF_SETTING = {
+    "script": "script",
+    "model": "--model",
+    "data": "--data",
+    "model_args": "--model-arg",
+    "data_args": "--data-arg",
+    "metric": "--metric",
+    "direction": "--direction",
+    "max_steps": "--max-steps",
+    "optimizers": "--optimizers",
+    "schedules": "--schedules",
+    "overrides": "--space",
+    "seed": "--seed",
+    "evaluations": "--evaluations",
+    "prior": "--prior",
+}
+
+
+def spell_setting(name: str) -> str:
+    return OPTION_OF_SETTING.get(name, name)
+
+
+def settings_given(options: set[str]) -> frozenset[str]:
+    """The settings named by the command-line options the user typed (``--max-steps`` -> ``max_steps``)."""
+    setting_of = {option: name for name, option in OPTION_OF_SETTING.items()}
+    return frozenset(setting_of[o] for o in options if o in setting_of)
