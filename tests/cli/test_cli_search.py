@@ -16,6 +16,8 @@ from conftest import TINY
 from tunekit.cli import main
 from tunekit.study.records import PREDICTION, REASON_ATTR, TRACEBACK_ATTR, origin_of
 
+pytestmark = pytest.mark.slow  # end to end: real CLI runs (issue #13)
+
 FAST = ["--max-steps", "20", "--evaluations", "2"]
 
 

@@ -12,6 +12,8 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # end to end: real CLI runs (issue #13)
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 # name -> (LightningModule class, LightningDataModule class, default batch size)

@@ -88,6 +88,7 @@ def test_search_continues_old_study_settings(old_study):
     assert "study 'tiny' was created with" in other.output
 
 
+@pytest.mark.slow
 def test_train_reads_old_recipe():
     trained = run("train", DATA / "recipe_v1.yaml", TINY, "--accelerator", "cpu")
     assert trained.exit_code == 0, trained.output
@@ -104,6 +105,7 @@ def test_old_lightning_config_recipe_loads():
     assert recipe.to_dict() == Recipe.from_dict(yaml.safe_load((DATA / "recipe_v1.yaml").read_text())).to_dict()
 
 
+@pytest.mark.slow
 def test_resume_runs_old_study(old_study):
     """The old WAITING retry (origin written as a sentence) runs first, and the stored target is met."""
     import optuna

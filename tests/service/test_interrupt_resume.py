@@ -14,9 +14,12 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from conftest import TINY
 
 from tunekit.study.records import REASON_ATTR
+
+pytestmark = pytest.mark.slow  # end to end: real CLI runs (issue #13)
 
 
 def tunekit_command() -> list[str]:

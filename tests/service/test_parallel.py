@@ -20,6 +20,8 @@ from conftest import tunekit_command
 from tunekit.service.workers import available_cores
 from tunekit.study.records import REASON_ATTR, WORKER_ATTR, counts_toward_target, is_surplus, origin_of
 
+pytestmark = pytest.mark.slow  # end to end: real CLI runs (issue #13)
+
 TRIALS = 12
 # 20 steps of 0.1 s: the workers mostly sleep, so four fit on two cores and really overlap.
 SLOW = ["--max-steps", "20", "--evaluations", "2", "--model-arg", "step_sleep=0.1"]

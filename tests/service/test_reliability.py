@@ -20,6 +20,8 @@ from conftest import tunekit_command
 from tunekit.cli import main
 from tunekit.study.records import REASON_ATTR, TRACEBACK_ATTR, WORKER_DIED, counts_toward_target, origin_of
 
+pytestmark = pytest.mark.slow  # end to end: real CLI runs (issue #13)
+
 FAST = ["--max-steps", "20", "--evaluations", "2"]
 
 

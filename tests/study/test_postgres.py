@@ -4,11 +4,14 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 from test_parallel import SLOW, TRIALS, assert_study_complete, start, study_exists, wait_until
 
 from tunekit.cli import main
 from tunekit.study.records import WORKER_ATTR
+
+pytestmark = pytest.mark.slow  # end to end: real CLI runs (issue #13)
 
 
 def test_four_processes_on_postgresql(faulty_script, postgres_url, tmp_path):

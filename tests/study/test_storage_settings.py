@@ -46,6 +46,7 @@ def test_settings_round_trip_and_refuse_foreign_studies(tmp_path):
     assert StudySettings.from_study(study) == s
 
 
+@pytest.mark.slow  # waits out a real heartbeat grace period
 def test_a_silent_running_trial_is_reaped_and_retried(tmp_path, monkeypatch):
     monkeypatch.setenv("TUNEKIT_HEARTBEAT_INTERVAL", "1")
     storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
