@@ -96,10 +96,14 @@ def prior_option(fn: Callable) -> Callable:
     )(fn)
 
 
-def script_spec(script: Any, model: str | None, data: str | None, model_args: tuple, data_args: tuple) -> Any:
-    """The ``ScriptSpec`` for a script argument and the ``script_options`` values."""
+SCRIPT_OPTIONS = ("model", "data", "model_args", "data_args")
+
+
+def script_spec(script: Any, options: dict) -> Any:
+    """The ``ScriptSpec`` for a script argument; takes the ``script_options`` values out of ``options``."""
     from tunekit.training.script import ScriptSpec, parse_assignments
 
+    model, data, model_args, data_args = (options.pop(name) for name in SCRIPT_OPTIONS)
     return ScriptSpec(
         str(script.resolve()),
         model,

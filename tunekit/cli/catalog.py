@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tunekit.cli._options import console
+from tunekit.cli._options import console, output_option
 
 
 def _fmt(value: object) -> str:
@@ -54,13 +54,7 @@ def optimizers(pattern: str) -> None:
 @click.option(
     "--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="Steps of the plotted budget."
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="PNG file for --plot [default: a terminal plot].",
-)
+@output_option("PNG file for --plot [default: a terminal plot].")
 @click.option(
     "--param",
     "params",

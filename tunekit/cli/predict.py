@@ -35,10 +35,7 @@ def predict(
     tokens_per_sample: float | None,
     optimizers: str | None,
     fmt: str,
-    model: str | None,
-    data: str | None,
-    model_args: tuple,
-    data_args: tuple,
+    **script_args: Any,
 ) -> None:
     """Show measured N, D, C, each law's LR and batch size, and the ranges a search would use."""
     import json
@@ -49,7 +46,7 @@ def predict(
     from tunekit.training.script import load_script
 
     silence_lightning()
-    spec = script_spec(script, model, data, model_args, data_args)
+    spec = script_spec(script, script_args)
     families = parse_names(optimizers, "optimizers")
     loaded = load_script(spec)
     result = plan(

@@ -98,10 +98,6 @@ def search(
     study_name: str | None,
     storage: str | None,
     accelerator: str,
-    model: str | None,
-    data: str | None,
-    model_args: tuple,
-    data_args: tuple,
     **settings: Any,
 ) -> None:
     """Run (or continue) a study on SCRIPT, a Python file with a LightningModule."""
@@ -109,9 +105,10 @@ def search(
     from tunekit.study.storage import resolve_url
     from tunekit.training.fit import RunOptions
 
-    # The remaining options (--trials, --max-steps, ..., --jobs) are named as SearchRequest's fields.
+    # Besides the script options, the options (--trials, --max-steps, ..., --jobs) are named as
+    # SearchRequest's fields.
     request = SearchRequest(
-        script=script_spec(script, model, data, model_args, data_args),
+        script=script_spec(script, settings),
         study_name=study_name or script.stem,
         url=resolve_url(storage),
         options=RunOptions(accelerator),

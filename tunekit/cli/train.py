@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -29,10 +30,7 @@ def train(
     max_steps: int | None,
     seed: int | None,
     accelerator: str,
-    model: str | None,
-    data: str | None,
-    model_args: tuple,
-    data_args: tuple,
+    **script_args: Any,
 ) -> None:
     """Train SCRIPT's module once with RECIPE and print the metric at the end."""
     from tunekit.recipes import load_recipe
@@ -43,7 +41,7 @@ def train(
     overrides = {k: v for k, v in (("max_steps", max_steps), ("seed", seed)) if v is not None}
     recipe = recipe.with_training(**overrides)
     metric = metric or (recipe.result or {}).get("metric") or "val_loss"
-    spec = script_spec(script, model, data, model_args, data_args)
+    spec = script_spec(script, script_args)
     loaded = load_script(spec)
     out = console()
     opt, sched = recipe.optimizer, recipe.schedule
