@@ -136,11 +136,14 @@ def test_transformer_shape_from_structure_and_from_hparams():
 
 
 class StubScript:
-    """What ``measure`` needs from a LoadedScript: build_model and build_data(batch_size)."""
+    """What ``measure`` needs from a LoadedScript: probe(batch_size), the shared (model, data)."""
 
     def __init__(self, model_fn, batches):
         self.model_fn, self.batches = model_fn, batches
         self.default_batch_size = None
+
+    def probe(self, batch_size):
+        return self.build_model(), self.build_data(batch_size)
 
     def build_model(self):
         return self.model_fn()

@@ -222,7 +222,7 @@ def tokens_per_sample_of(batch: Any) -> tuple[float | None, str]:
 
 def first_batch(script: Any, model: Any, batch_size: int | None) -> Any:
     """The first training batch, drawn the way Lightning would (prepare_data, setup, train_dataloader)."""
-    data = script.build_data(batch_size)
+    _, data = script.probe(batch_size)
     if data is not None:
         data.prepare_data()
         data.setup("fit")
@@ -246,7 +246,7 @@ def measure(
     Raises:
         BadInput: the model cannot be built, or no batch can be drawn when one is needed.
     """
-    model = script.build_model()
+    model, _ = script.probe(batch_size)
     params = count_parameters(model)
     shape = transformer_shape(model)
     batch = None

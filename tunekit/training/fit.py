@@ -160,8 +160,7 @@ def check_script(script: LoadedScript, metric: str, batch_size: int | None) -> N
     import torch
 
     pl.seed_everything(0, verbose=False)
-    model = script.build_model()
-    data = script.build_data(batch_size)
+    model, data = script.probe(batch_size)  # the instances the prior measured: built once
     # The script's own configure_optimizers is replaced in every trial, so it is not checked here.
     model.configure_optimizers = types.MethodType(lambda m: torch.optim.AdamW(m.parameters()), model)
     trainer = make_trainer(CHECK_OPTIONS, [], fast_dev_run=1)

@@ -48,11 +48,23 @@ class ScriptSpec:
 
 @dataclass
 class LoadedScript:
-    """The classes found in a script, and how to build them."""
+    """The classes found in a script, and how to build them.
+
+    ``probe(batch_size)`` is the one (module, DataModule) pair the pre-study work shares (prior
+    measurement, the ``--max-epochs`` conversion, the one-batch check), built once per process;
+    every trial builds its own with ``build_model``/``build_data``.
+    """
 
     spec: ScriptSpec
     model_cls: type
     data_cls: type | None
+    _probes: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def probe(self, batch_size: int | None) -> tuple[Any, Any | None]:
+        """The shared (module, DataModule or None) at ``batch_size``, built on first use."""
+        if batch_size not in self._probes:
+            self._probes[batch_size] = (self.build_model(), self.build_data(batch_size))
+        return self._probes[batch_size]
 
     @property
     def tunable_batch_size(self) -> bool:
@@ -74,12 +86,12 @@ class LoadedScript:
         Raises:
             BadInput: the training dataloader has no length (an iterable dataset).
         """
-        data = self.build_data(batch_size)
+        model, data = self.probe(batch_size)
         if data is not None:
             data.setup("fit")
             loader = data.train_dataloader()
         else:
-            loader = self.build_model().train_dataloader()
+            loader = model.train_dataloader()
         try:
             batches = len(loader)
         except TypeError:

@@ -1,0 +1,70 @@
+"""The application service on its own: prepare_search loads everything once and writes nothing
+until every check passed; prepare_resume and open_run rebuild the same run from the study."""
+
+from __future__ import annotations
+
+import sys
+
+import optuna
+import pytest
+from conftest import TINY
+
+from tunekit.errors import BadInput
+from tunekit.service.search import ResumeRequest, SearchRequest, prepare_resume, prepare_search, settings_given
+from tunekit.training.fit import RunOptions
+from tunekit.training.script import ScriptSpec
+
+COUNTING = (
+    TINY.read_text()
+    .replace(
+        "        super().__init__()\n        self.net",
+        "        super().__init__()\n        global BUILT\n        BUILT += 1\n        self.net",
+    )
+    .replace("class TinyRegression(", "BUILT = 0\n\n\nclass TinyRegression(")
+)
+
+
+def request(script, storage_url, **kw) -> SearchRequest:
+    return SearchRequest(
+        script=ScriptSpec(str(script)), study_name="s", url=storage_url, max_steps=20, options=RunOptions("cpu"), **kw
+    )
+
+
+def test_the_model_is_built_once_before_the_study(write_script, storage_url):
+    """Prior measurement, --max-epochs and the one-batch check share one module (issue #13)."""
+    script = write_script(COUNTING)
+    prepared, n_trials = prepare_search(
+        request(
+            script,
+            storage_url,
+            max_epochs=1,
+        )
+    )
+    module = sys.modules[prepared.script.model_cls.__module__]
+    assert module.BUILT == 1
+    assert n_trials == 20 and prepared.settings.space.max_steps == 28  # 448 samples / batch 16
+    assert prepared.space.config == prepared.settings.space
+
+
+def test_bad_input_writes_nothing(storage_url, tmp_path):
+    with pytest.raises(BadInput, match="give either --max-steps or --max-epochs"):
+        prepare_search(request(TINY, storage_url, max_epochs=1, given=frozenset({"max_steps"})))
+    with pytest.raises(BadInput, match="unknown optimizer 'adamx'"):
+        prepare_search(request(TINY, storage_url, optimizers="adamx"))
+    assert not (tmp_path / "tunekit.db").exists()
+
+
+def test_resume_opens_the_prepared_run_from_the_study(storage_url):
+    prepared, _ = prepare_search(request(TINY, storage_url, seed=3))
+    resumed = prepare_resume(ResumeRequest("s", storage_url, options=RunOptions("cpu")))
+    assert resumed.settings == prepared.settings and resumed.space.config == prepared.space.config
+    assert resumed.add_trials(2) == 2 and resumed.remaining == 2
+    assert optuna.load_study(study_name="s", storage=storage_url).user_attrs["tunekit.settings"]["target_trials"] == 2
+
+
+def test_settings_given_maps_options_to_setting_names():
+    assert settings_given({"--max-steps", "--space", "--model-arg", "--trials"}) == {
+        "max_steps",
+        "overrides",
+        "model_args",
+    }
