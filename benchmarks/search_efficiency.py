@@ -127,6 +127,7 @@ def run_untuned(example: str, seed: int, max_steps: int) -> Run:
     import lightning.pytorch as pl
 
     from tunekit.training.callbacks import EvalReporter
+    from tunekit.training.fit import RunOptions, budget_settings, fit_to_the_end, make_trainer
     from tunekit.training.quiet import silence_lightning
     from tunekit.training.script import ScriptSpec, load_script
 
@@ -138,24 +139,10 @@ def run_untuned(example: str, seed: int, max_steps: int) -> Run:
     data = loaded.build_data(loaded.default_batch_size)
     reporter = EvalReporter(METRIC)
     evaluations = 4  # as tunekit's trials
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_steps=max_steps,
-        max_epochs=-1,
-        val_check_interval=max(1, max_steps // evaluations),
-        check_val_every_n_epoch=None,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[reporter],
+    trainer = make_trainer(
+        RunOptions("cpu"), [reporter], **budget_settings(max_steps, max(1, max_steps // evaluations))
     )
-    kwargs = {"datamodule": data} if data is not None else {}
-    trainer.fit(model, **kwargs)
-    if not reporter.history or reporter.history[-1][0] != trainer.global_step:
-        trainer.validate(model, verbose=False, **kwargs)
+    fit_to_the_end(trainer, model, data, reporter)
     value = reporter.history[-1][1]
     return Run(example, "d", seed, [value if math.isfinite(value) else None], time.perf_counter() - start)
 
