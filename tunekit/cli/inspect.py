@@ -11,20 +11,19 @@ from tunekit.cli._options import console, storage_flag, storage_option, study_op
 @storage_option
 def studies(storage: str | None) -> None:
     """List the studies in the storage with their trial counts and best values."""
-    import optuna
     from rich.table import Table
 
     from tunekit.study.records import SETTINGS_ATTR, state_counts
     from tunekit.study.settings import best_trial
-    from tunekit.study.storage import open_storage, resolve_url
+    from tunekit.study.storage import load_existing_study, open_storage, resolve_url, study_names
 
     url = resolve_url(storage)
     store = open_storage(url)
     table = Table(title=f"studies in {url}")
     for col in ("study", "script", "metric", "complete", "pruned", "failed", "running", "best"):
         table.add_column(col)
-    for summary in optuna.get_all_study_summaries(store, include_best_trial=False):
-        study = optuna.load_study(study_name=summary.study_name, storage=store)
+    for name in study_names(store):
+        study = load_existing_study(store, name)
         settings = study.user_attrs.get(SETTINGS_ATTR, {})
         counts = state_counts(study.get_trials(deepcopy=False))
         best = best_trial(study)

@@ -45,17 +45,12 @@ from tunekit.study.records import (
     counts_toward_target,
     reason_of,
 )
+from tunekit.study.sampling import make_pruner, make_sampler
 from tunekit.study.settings import StudySettings
 from tunekit.study.storage import record_heartbeat
 from tunekit.training.fit import RunOptions
 from tunekit.training.script import LoadedScript
 
-# TPE's random start: enough trials to cover the families before modelling them.
-N_STARTUP_TRIALS = 5
-# Prune only in the second half of the budget, and only the worst quarter at the same step:
-# WSD keeps a high LR until its decay, so early comparisons against cosine would be unfair.
-PRUNE_PERCENTILE = 75.0
-PRUNE_STARTUP_TRIALS = 4
 # Stop the study when the first trials all fail with the same error: the script is broken.
 FAIL_FAST_TRIALS = 3
 PROGRESS_EVERY = 2.0  # seconds between records of a running trial's step (read by other processes' views)
@@ -74,28 +69,6 @@ class SearchOutcome:
     interrupted: bool
     ran: int
     forced: bool = False  # a second Ctrl-C: stopped in the middle of a batch
-
-
-def make_sampler(seed: int) -> Any:
-    import optuna
-
-    # multivariate + group: without group=True, Optuna falls back to independent sampling for a
-    # conditional space (each family's own parameters).
-    return optuna.samplers.TPESampler(
-        multivariate=True,
-        group=True,
-        n_startup_trials=N_STARTUP_TRIALS,
-        seed=seed,
-        constant_liar=True,
-    )
-
-
-def make_pruner(max_steps: int) -> Any:
-    import optuna
-
-    return optuna.pruners.PercentilePruner(
-        PRUNE_PERCENTILE, n_startup_trials=PRUNE_STARTUP_TRIALS, n_warmup_steps=max_steps // 2
-    )
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
