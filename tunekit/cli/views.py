@@ -6,7 +6,9 @@ the one line per finished trial is the log.
 - ``SearchView``: a search running in this process; training calls it at every step.
 - ``WorkersView``: ``--jobs N``; the parent reads the study every second, so one view covers all
   workers (each running trial's step comes from what its worker records every few seconds).
-Both implement ``tunekit.service.events.SearchEvents``; a ``--jobs`` worker process shows nothing.
+
+``SearchView`` implements ``tunekit.service.events.SearchEvents``; ``WorkersView`` is polled by the
+``--jobs`` parent instead, and each worker process runs with ``QuietView``.
 """
 
 from __future__ import annotations
