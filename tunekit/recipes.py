@@ -73,13 +73,16 @@ class TrainingSection:
     seed: int = 0
     evaluations: int = 4
     accumulate_grad_batches: int = 1
+    # The module optimizes manually (issue #15): Lightning cannot clip its gradients, so
+    # gradient_clip_val is null and not searched; written only when true.
+    manual_optimization: bool = False
 
     def __post_init__(self) -> None:
         """Raises BadInput naming the field (``training.max_steps must be at least 1, got 0.``)."""
         for f in fields(self):
             value = getattr(self, f.name)
             types = _TRAINING_TYPES[f.name]
-            if isinstance(value, bool) or not isinstance(value, types):
+            if isinstance(value, bool) != (bool in types) or not isinstance(value, types):
                 names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
                 raise BadInput(f"training.{f.name} must be {names}, got {value!r}.")
         for key in ("max_steps", "evaluations", "accumulate_grad_batches"):
@@ -90,6 +93,11 @@ class TrainingSection:
         clip = self.gradient_clip_val
         if clip is not None and (clip < 0 or not math.isfinite(clip)):
             raise BadInput(f"training.gradient_clip_val must be a non-negative number or null, got {clip}.")
+        if self.manual_optimization and clip:
+            raise BadInput(
+                "training.gradient_clip_val must be null with manual_optimization: true; Lightning clips "
+                "gradients only in automatic optimization (clip in your training_step instead)."
+            )
 
     @property
     def validation_interval(self) -> int:
@@ -97,7 +105,10 @@ class TrainingSection:
         return max(1, self.max_steps // self.evaluations) * self.accumulate_grad_batches
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not self.manual_optimization:
+            del out["manual_optimization"]  # recipes of automatic modules read as they always did
+        return out
 
 
 _TRAINING_TYPES: dict[str, tuple[type, ...]] = {
@@ -107,6 +118,7 @@ _TRAINING_TYPES: dict[str, tuple[type, ...]] = {
     "seed": (int,),
     "evaluations": (int,),
     "accumulate_grad_batches": (int,),
+    "manual_optimization": (bool,),
 }
 
 

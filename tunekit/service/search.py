@@ -142,6 +142,7 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
     overrides = load_space_file(request.space_file) if request.space_file else {}
     loaded = load_script(request.script)
     batch = loaded.default_batch_size
+    manual = loaded.manual_optimization(batch)  # refuses several optimizers before anything is written
     max_steps, given = request.max_steps, set(request.given)
     if request.max_epochs is not None:
         if "max_steps" in given:
@@ -160,11 +161,12 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         overrides=overrides,
         seed=request.seed,
         evaluations=request.evaluations,
+        manual_optimization=manual,
     )
     space = SearchSpace(config)  # validates the space before anything is written
     settings = StudySettings(request.script, request.metric, request.direction, config, chosen_prior.record)
     store = open_storage(request.url)
-    check_script(loaded, request.metric, batch)
+    check_script(loaded, request.metric, space.first_recipe(batch), request.options, batch)
     study, settings = create_or_continue(store, request.study_name, settings, given, spell=spell_setting)
     # A continued study runs with its stored settings (options not given keep their stored values).
     if settings.script != request.script:

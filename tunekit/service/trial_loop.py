@@ -21,6 +21,7 @@ import socket
 import time
 import traceback
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from tunekit.errors import BadInput, RunFailure
@@ -209,11 +210,20 @@ def run_search(
         if len(counted) < FAIL_FAST_TRIALS or any(t.state.name != "FAIL" for t in counted):
             return
         reasons = {reason_of(t) for t in counted}
-        if len(reasons) == 1:
+        if len(reasons) != 1:
+            return
+        # "The script is broken" only when its code is on the tracebacks (issue #15): a failure
+        # raised by Lightning or tunekit alone is a conflict of settings, not the user's bug.
+        script_path = f'"{Path(settings.script.path).resolve()}"'
+        if all(script_path in t.user_attrs.get(TRACEBACK_ATTR, "") for t in counted):
             raise RunFailure(
                 f"the first {FAIL_FAST_TRIALS} trials all failed with '{reasons.pop()}'; the script is "
                 "broken: fix it ('tunekit show' has the traceback) and run again."
             )
+        raise RunFailure(
+            f"the first {FAIL_FAST_TRIALS} trials all failed with '{reasons.pop()}' inside Lightning or tunekit, "
+            "not in the script's code; see the traceback with 'tunekit show' and report it as a tunekit issue."
+        )
 
     deadline = None if timeout is None else time.monotonic() + timeout
 

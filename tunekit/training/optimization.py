@@ -65,9 +65,19 @@ def configure_optimizers(model: Any, recipe: Recipe) -> dict:
 
     The scheduler is stepped every optimizer step (``interval: "step"``): Lightning's default
     interval is "epoch", which silently turns a step-based schedule into a per-epoch one.
+
+    Manual optimization (``model.automatic_optimization = False``, issue #15): Lightning steps no
+    scheduler then, so the schedule is stepped by a step post-hook on the torch optimizer itself and
+    is not returned to Lightning (``self.lr_schedulers()`` is None, so a script that steps its own
+    scheduler cannot step ours twice). The hook sits on the torch optimizer rather than on
+    Lightning's ``LightningOptimizer`` wrapper because every real update goes through it: the
+    wrapper's ``step``, precision plugins' closures, and a script that calls the inner optimizer.
     """
     optimizer = create_optimizer(model, recipe)
     scheduler = build_lr_scheduler(optimizer, recipe.schedule.to_dict(), recipe.training.max_steps)
+    if scheduler is not None and not getattr(model, "automatic_optimization", True):
+        optimizer.register_step_post_hook(lambda *_: scheduler.step())
+        return {"optimizer": optimizer}
     if scheduler is None:
         return {"optimizer": optimizer}
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}

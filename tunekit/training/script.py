@@ -100,6 +100,26 @@ class LoadedScript:
             ) from None
         return max(1, -(-batches // accumulate_grad_batches))
 
+    def manual_optimization(self, batch_size: int | None) -> bool:
+        """Whether the module optimizes manually (``automatic_optimization = False``), with one optimizer.
+
+        A trial builds one optimizer from its recipe, and ``self.optimizers()`` returns it (issue #15).
+
+        Raises:
+            BadInput: the module optimizes manually with several optimizers.
+        """
+        model, _ = self.probe(batch_size)
+        if model.automatic_optimization:
+            return False
+        count = _optimizer_count(model)
+        if count is not None and count > 1:
+            raise BadInput(
+                f"{self.model_cls.__name__} optimizes manually with {count} optimizers, but a tunekit trial "
+                "builds one optimizer from its recipe; use one optimizer over all parameters (self.optimizers() "
+                "then returns it), or tune each part in a script of its own."
+            )
+        return True
+
     def build_model(self) -> Any:
         return _construct(self.model_cls, self.spec.model_args, "--model-arg")
 
@@ -246,8 +266,35 @@ def _init_params(cls: type) -> dict:
     return params
 
 
+def _optimizer_count(model: Any) -> int | None:
+    """How many optimizers the module's own ``configure_optimizers`` returns; None when unknown.
+
+    Parsed by Lightning's own reader of that return value. A ``configure_optimizers`` that needs a
+    Trainer (``self.trainer.estimated_stepping_batches``) cannot be called here: None, and the
+    one-batch check runs the module instead.
+    """
+    import lightning.pytorch as pl
+    from lightning.pytorch.core.optimizer import _configure_optimizers
+
+    if type(model).configure_optimizers is pl.LightningModule.configure_optimizers:
+        return None
+    try:
+        return len(_configure_optimizers(model.configure_optimizers())[0])
+    except Exception:  # noqa: BLE001 - the user's code, outside a Trainer
+        return None
+
+
+def _script_frames(exc: BaseException, script: Path) -> list:
+    return [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == script]
+
+
+def raised_in(exc: BaseException, script: str | Path) -> bool:
+    """Whether the script's code is on ``exc``'s traceback: it raised, or called what raised."""
+    return bool(_script_frames(exc, Path(script).resolve()))
+
+
 def _last_user_frame(exc: BaseException, script: Path) -> str:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == script]
+    frames = _script_frames(exc, script)
     return f" (line {frames[-1].lineno})" if frames else ""
 
 
