@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tunekit.errors import BadInput
+from tunekit.training.import_guard import RanAtImport, no_training_at_import
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,14 @@ def _import_file(path: Path) -> Any:
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module
     try:
-        module_spec.loader.exec_module(module)
+        with no_training_at_import(resolved.read_text(errors="replace")):
+            module_spec.loader.exec_module(module)
+    except RanAtImport as exc:
+        del sys.modules[name]
+        raise BadInput(
+            f"model script '{path}' calls {exc.what} when it is imported{_last_user_frame(exc, resolved)}, so it "
+            'would train before tunekit starts; put that code under if __name__ == "__main__": and run again.'
+        ) from None
     except SyntaxError as exc:
         del sys.modules[name]
         raise BadInput(
