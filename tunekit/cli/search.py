@@ -88,6 +88,12 @@ jobs_option = click.option(
     show_default=True,
     help="Validations per trial (reported for pruning).",
 )
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="LightningCLI config (YAML) with the model and data arguments; --model-arg/--data-arg override it.",
+)
 @accelerator_option
 @jobs_option
 @script_options
@@ -116,6 +122,8 @@ def search(
         **settings,
     )
     prepared, n_trials = prepare_search(request)
+    for warning in prepared.warnings:
+        console().print(f"[yellow]Warning: {warning}[/]", highlight=False)
     _run(prepared, n_trials)
 
 

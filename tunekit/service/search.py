@@ -50,6 +50,7 @@ class SearchRequest:
     jobs: int = 1
     options: RunOptions = field(default_factory=RunOptions)
     given: frozenset[str] = frozenset()
+    config: Path | None = None  # a LightningCLI config: model and data arguments (issue #15)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class PreparedRun:
     options: RunOptions
     timeout: float | None = None
     jobs: int = 1
+    warnings: tuple[str, ...] = ()  # for the user, before the trials start
 
     @property
     def remaining(self) -> int:
@@ -140,10 +142,19 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
     optimizer_names = parse_names(request.optimizers, "optimizers") or default_optimizers()
     schedule_names = parse_names(request.schedules, "schedules") or default_schedules()
     overrides = load_space_file(request.space_file) if request.space_file else {}
-    loaded = load_script(request.script)
+    spec, cli_config, given = request.script, None, set(request.given)
+    if request.config is not None:
+        from tunekit.training.cli_config import read_cli_config
+
+        cli_config = read_cli_config(request.config, spec.path)
+        spec = cli_config.apply(spec)
+        given |= {"model_args", "data_args"}  # the config's arguments are chosen as explicitly as options
+    loaded = load_script(spec)
+    if cli_config is not None:
+        cli_config.check(loaded)
     batch = loaded.default_batch_size
     manual = loaded.manual_optimization(batch)  # refuses several optimizers before anything is written
-    max_steps, given = request.max_steps, set(request.given)
+    max_steps = request.max_steps
     if request.max_epochs is not None:
         if "max_steps" in given:
             raise BadInput("give either --max-steps or --max-epochs, not both.")
@@ -164,17 +175,27 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         manual_optimization=manual,
     )
     space = SearchSpace(config)  # validates the space before anything is written
-    settings = StudySettings(request.script, request.metric, request.direction, config, chosen_prior.record)
+    settings = StudySettings(spec, request.metric, request.direction, config, chosen_prior.record)
     store = open_storage(request.url)
     check_script(loaded, request.metric, space.first_recipe(batch), request.options, batch)
     study, settings = create_or_continue(store, request.study_name, settings, given, spell=spell_setting)
     # A continued study runs with its stored settings (options not given keep their stored values).
-    if settings.script != request.script:
+    if settings.script != spec:
         loaded = load_script(settings.script)
     if settings.space != config:
         space = SearchSpace(settings.space)
+    warning = cli_config.warning() if cli_config is not None else None
     prepared = PreparedRun(
-        request.url, store, study, settings, loaded, space, request.options, request.timeout, request.jobs
+        request.url,
+        store,
+        study,
+        settings,
+        loaded,
+        space,
+        request.options,
+        request.timeout,
+        request.jobs,
+        warnings=(warning,) if warning else (),
     )
     return prepared, request.trials or DEFAULT_TRIALS
 

@@ -30,20 +30,31 @@ class ScriptSpec:
     data: str | None = None
     model_args: dict = field(default_factory=dict)
     data_args: dict = field(default_factory=dict)
+    # The class_path a LightningCLI config gave per section ("model"/"data"), as written, so that
+    # export writes the config in the form the user's LightningCLI reads (issue #15).
+    class_paths: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "path": self.path,
             "model": self.model,
             "data": self.data,
             "model_args": dict(self.model_args),
             "data_args": dict(self.data_args),
         }
+        if self.class_paths:
+            out["class_paths"] = dict(self.class_paths)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> ScriptSpec:
         return cls(
-            d["path"], d.get("model"), d.get("data"), dict(d.get("model_args") or {}), dict(d.get("data_args") or {})
+            d["path"],
+            d.get("model"),
+            d.get("data"),
+            dict(d.get("model_args") or {}),
+            dict(d.get("data_args") or {}),
+            dict(d.get("class_paths") or {}),
         )
 
 
@@ -263,6 +274,13 @@ def _construct(cls: type, args: dict, option: str) -> Any:
         raise BadInput(
             f"building {cls.__name__} failed: {type(exc).__name__}: {exc}; fix the script or its {option} values."
         ) from None
+
+
+def init_arguments(cls: type) -> tuple[list[str], bool]:
+    """The names ``cls(...)`` takes by keyword, and whether it takes any (``**kwargs``)."""
+    params = _init_params(cls)
+    named = [k for k, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return named, any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def _init_params(cls: type) -> dict:
