@@ -109,3 +109,17 @@ def test_lightning_cli_script_with_its_config(form, storage_url, write_script, t
     assert fitted.returncode == 0, fitted.stderr[-3000:]
     value = float(fitted.stdout.split("FINAL ")[1].split()[0])
     assert math.isclose(value, trial.value, rel_tol=REPRODUCE_REL_TOL), (value, trial.value)
+
+
+def test_failures_outside_the_script_are_not_called_a_broken_script(storage_url, write_script):
+    """An EarlyStopping on a metric never logged fails inside Lightning (the one-batch check skips it)."""
+    source = TINY.read_text() + (
+        "\n\ndef _callbacks(self):\n"
+        "    return [pl.callbacks.EarlyStopping(monitor='val_nope', strict=True)]\n\n\n"
+        "TinyRegression.configure_callbacks = _callbacks\n"
+    )
+    result = run("search", write_script(source), "--trials", "4", *FAST)
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.output.split())
+    assert "inside Lightning or tunekit, not in the script's code" in message
+    assert "the script is broken" not in message

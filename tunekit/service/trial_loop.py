@@ -222,7 +222,8 @@ def run_search(
             )
         raise RunFailure(
             f"the first {FAIL_FAST_TRIALS} trials all failed with '{reasons.pop()}' inside Lightning or tunekit, "
-            "not in the script's code; see the traceback with 'tunekit show' and report it as a tunekit issue."
+            "not in the script's code, so a setting of the script (a callback, a hook) and tunekit's conflict; "
+            "find it in the traceback ('tunekit show') and change it, or report it as a tunekit issue."
         )
 
     deadline = None if timeout is None else time.monotonic() + timeout

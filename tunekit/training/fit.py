@@ -210,11 +210,18 @@ def check_script(
 
 def check_failure(exc: BaseException, script_path: str, recipe: Recipe, options: RunOptions) -> str:
     """The sentence for a failed check: the script's code raised, or tunekit's settings conflict with it."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     from tunekit.training.script import raised_in
 
     what = f"{type(exc).__name__}: {exc}"
     if raised_in(exc, script_path):
         return f"a one-step check of the script failed: {what}; fix the script."
+    if not isinstance(exc, MisconfigurationException):
+        return (
+            f"a one-step check failed inside tunekit or Lightning, not in the script's code: {what}; "
+            "report it as a tunekit issue with this message."
+        )
     settings = {**options.trainer_kwargs(), **trial_settings(recipe)}
     keys = ("accelerator", "devices", "strategy", "precision", "accumulate_grad_batches", "gradient_clip_val")
     shown = ", ".join(f"{k}={settings[k]}" for k in keys if k in settings)
