@@ -12,10 +12,10 @@ from conftest import SCRIPTS
 
 from tunekit.errors import BadInput
 from tunekit.recipes import Recipe
+from tunekit.search_spaces.catalog import multiplier
 from tunekit.search_spaces.space import SearchSpace, SpaceConfig
 from tunekit.training.callbacks import Diverged
 from tunekit.training.fit import RunOptions, check_script, run_fit
-from tunekit.training.lr_scheduler import ScheduleLR
 from tunekit.training.script import ScriptSpec, load_script
 
 GAN = SCRIPTS / "manual_gan.py"
@@ -43,10 +43,10 @@ def test_lr_applied_at_each_manual_step_follows_the_schedule(tmp_path):
     assert result.steps == 12
     steps = [rec for rec in records(log) if "lr" in rec]
     assert [rec["step"] for rec in steps] == list(range(12))  # one optimizer step per training_step
-    schedule = ScheduleLR.__new__(ScheduleLR)  # the schedule's own math, without an optimizer
-    schedule.schedule_name, schedule.total_steps = "cosine", 12
-    schedule.schedule_params = r.schedule.params
-    assert [rec["lr"] for rec in steps] == pytest.approx([2e-3 * schedule.multiplier(t) for t in range(12)], rel=1e-9)
+    # As in the automatic case (tests/search_spaces/test_schedules.py): optimizer step t runs at base * m(t).
+    expected = [2e-3 * multiplier(r.schedule.to_dict(), t, 12) for t in range(12)]
+    assert [rec["lr"] for rec in steps] == pytest.approx(expected, abs=1e-15)
+    assert steps[0]["lr"] < steps[3]["lr"] > steps[11]["lr"]  # warmup, then decay: the schedule moved
 
 
 def test_schedule_free_switches_modes_for_a_manual_module(tmp_path):
