@@ -127,3 +127,14 @@ def test_resume_runs_old_study(old_study):
     assert trials[4].state.name == "COMPLETE"
     assert trials[4].params == trials[3].params
     assert [t.state.name for t in trials].count("COMPLETE") == 5
+
+
+def test_old_study_runs_with_default_device_options(old_study):
+    """Issue #11: a study stored before device options existed reads as one CPU/auto device in 32-true."""
+    from tunekit.study.settings import open_study
+    from tunekit.study.storage import open_storage
+    from tunekit.training.fit import RunOptions
+
+    _, settings = open_study(open_storage(old_study), "tiny")
+    assert settings.run == {} and RunOptions.from_dict(settings.run) == RunOptions()
+    assert settings.comparable()["precision"] == "32-true"

@@ -25,13 +25,13 @@ COUNTING = (
 
 
 def request(script, storage_url, **kw) -> SearchRequest:
-    return SearchRequest(
-        script=ScriptSpec(str(script)), study_name="s", url=storage_url, max_steps=20, options=RunOptions("cpu"), **kw
-    )
+    kw.setdefault("options", RunOptions("cpu"))
+    return SearchRequest(script=ScriptSpec(str(script)), study_name="s", url=storage_url, max_steps=20, **kw)
 
 
 def test_the_model_is_built_once_before_the_study(write_script, storage_url):
-    """Prior measurement, --max-epochs and the one-batch check share one module (issue #13)."""
+    """Prior measurement and --max-epochs share one module on the meta device (issues #13, #11);
+    the one-batch check builds the one real module."""
     script = write_script(COUNTING)
     prepared, n_trials = prepare_search(
         request(
@@ -41,7 +41,9 @@ def test_the_model_is_built_once_before_the_study(write_script, storage_url):
         )
     )
     module = sys.modules[prepared.script.model_cls.__module__]
-    assert module.BUILT == 1
+    assert module.BUILT == 2
+    shapes_only, _ = prepared.script.probe(16)
+    assert {p.device.type for p in shapes_only.parameters()} == {"meta"}
     assert n_trials == 20 and prepared.settings.space.max_steps == 28  # 448 samples / batch 16
     assert prepared.space.config == prepared.settings.space
 
@@ -68,3 +70,22 @@ def test_settings_given_maps_options_to_setting_names():
         "overrides",
         "model_args",
     }
+
+
+def test_device_options_are_stored_and_reused(storage_url):
+    """Issue #11: resume reuses the stored device options; precision is part of the experiment."""
+    options = RunOptions.parse(accelerator="cpu", precision="64")
+    prepared, _ = prepare_search(request(TINY, storage_url, options=options, run_given=frozenset({"precision"})))
+    assert prepared.settings.run == {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "64-true"}
+    resumed = prepare_resume(ResumeRequest("s", storage_url))
+    assert resumed.options == RunOptions("cpu", 1, "auto", "64-true")
+    again, _ = prepare_search(request(TINY, storage_url, options=RunOptions("cpu", strategy="ddp")))
+    assert again.options.precision == "64-true"  # not typed: the study's
+    with pytest.raises(BadInput, match="was created with --precision 64-true, not 32-true; run with the same"):
+        prepare_search(request(TINY, storage_url, options=RunOptions("cpu"), run_given=frozenset({"precision"})))
+    with pytest.raises(BadInput, match="was created with --precision 64-true, not bf16-mixed; resume with the same"):
+        prepare_resume(
+            ResumeRequest(
+                "s", storage_url, options=RunOptions(precision="bf16-mixed"), run_given=frozenset({"precision"})
+            )
+        )

@@ -51,6 +51,7 @@ class SearchRequest:
     options: RunOptions = field(default_factory=RunOptions)
     given: frozenset[str] = frozenset()
     config: Path | None = None  # a LightningCLI config: model and data arguments (issue #15)
+    run_given: frozenset[str] = frozenset()  # RunOptions fields the user typed; the others keep a study's stored ones
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class ResumeRequest:
     timeout: float | None = None
     jobs: int = 1
     options: RunOptions = field(default_factory=RunOptions)
+    run_given: frozenset[str] = frozenset()  # RunOptions fields the user typed; the others are the study's
 
 
 @dataclass
@@ -138,7 +140,7 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
     from tunekit.priors import make_prior
     from tunekit.training.fit import check_script
 
-    check_jobs(request.jobs, request.url)
+    check_jobs(request.jobs, request.url, request.options)
     optimizer_names = parse_names(request.optimizers, "optimizers") or default_optimizers()
     schedule_names = parse_names(request.schedules, "schedules") or default_schedules()
     overrides = load_space_file(request.space_file) if request.space_file else {}
@@ -175,10 +177,16 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         manual_optimization=manual,
     )
     space = SearchSpace(config)  # validates the space before anything is written
-    settings = StudySettings(spec, request.metric, request.direction, config, chosen_prior.record)
+    settings = StudySettings(
+        spec, request.metric, request.direction, config, chosen_prior.record, run=request.options.to_dict()
+    )
     store = open_storage(request.url)
     check_script(loaded, request.metric, space.first_recipe(batch), request.options, batch)
+    if "precision" in request.run_given:
+        given.add("precision")
     study, settings = create_or_continue(store, request.study_name, settings, given, spell=spell_setting)
+    # Device options not typed keep the study's stored ones; typed ones apply to this run only.
+    options = RunOptions.from_dict(settings.run).overridden(request.options, request.run_given)
     # A continued study runs with its stored settings (options not given keep their stored values).
     if settings.script != spec:
         loaded = load_script(settings.script)
@@ -192,7 +200,7 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         settings,
         loaded,
         space,
-        request.options,
+        options,
         request.timeout,
         request.jobs,
         warnings=(warning,) if warning else (),
@@ -204,20 +212,42 @@ def prepare_resume(request: ResumeRequest) -> PreparedRun:
     """Open a study to continue it from its stored settings.
 
     Raises:
-        BadInput: no such study, ``--jobs`` cannot be used here, or the study's script is gone.
+        BadInput: no such study, ``--jobs`` cannot be used here, the study's script is gone, or
+            ``--precision`` differs from the study's (it changes the results).
     """
-    check_jobs(request.jobs, request.url)
-    return open_run(request.url, request.study_name, request.options, request.timeout, request.jobs)
+    prepared = open_run(
+        request.url, request.study_name, request.options, request.timeout, request.jobs, request.run_given
+    )
+    stored = RunOptions.from_dict(prepared.settings.run).precision
+    if "precision" in request.run_given and request.options.precision != stored:
+        raise BadInput(
+            f"study '{request.study_name}' was created with --precision {stored}, not {request.options.precision}; "
+            "resume with the same precision, or start a new --study with tunekit search."
+        )
+    check_jobs(request.jobs, request.url, prepared.options)
+    return prepared
 
 
-def open_run(url: str, name: str, options: RunOptions, timeout: float | None = None, jobs: int = 1) -> PreparedRun:
+def open_run(
+    url: str,
+    name: str,
+    options: RunOptions,
+    timeout: float | None = None,
+    jobs: int = 1,
+    given: frozenset[str] | tuple[str, ...] = RunOptions.FIELDS,
+) -> PreparedRun:
     """The ``PreparedRun`` of an existing study (``resume``, and every ``--jobs`` worker process).
+
+    Args:
+        given: the fields of ``options`` that replace the study's stored device options (a worker
+            is given all of them by its parent; ``resume`` those the user typed).
 
     Raises:
         BadInput: no such study, or its script no longer exists.
     """
     store = open_storage(url)
     study, settings = open_study(store, name)
+    options = RunOptions.from_dict(settings.run).overridden(options, frozenset(given))
     reap_dead_workers(study)
     if not Path(settings.script.path).is_file():
         raise BadInput(
@@ -228,14 +258,20 @@ def open_run(url: str, name: str, options: RunOptions, timeout: float | None = N
     )
 
 
-def check_jobs(jobs: int, url: str) -> None:
-    """Refuse more workers than cores, or workers that cannot share the storage.
+def check_jobs(jobs: int, url: str, options: RunOptions | None = None) -> None:
+    """Refuse what this version cannot run: more workers than cores or GPUs, workers that cannot
+    share the storage, several devices per trial.
 
     Raises:
-        BadInput: ``--jobs`` exceeds the cores, or the storage is in-memory SQLite.
+        BadInput: ``--devices`` above 1, ``--jobs`` x ``--devices`` exceeds the visible GPUs (on a
+            GPU accelerator), ``--jobs`` exceeds the cores, or the storage is in-memory SQLite.
     """
-    from tunekit.service.workers import available_cores
+    from tunekit.service.workers import available_cores, worker_gpus
+    from tunekit.training.fit import refuse_multi_device
 
+    options = options or RunOptions()
+    refuse_multi_device(options)
+    worker_gpus(jobs, options)  # refuses too few GPUs
     if jobs == 1:
         return
     cores = available_cores()
@@ -271,6 +307,7 @@ OPTION_OF_SETTING = {
     "seed": "--seed",
     "evaluations": "--evaluations",
     "prior": "--prior",
+    "precision": "--precision",
 }
 
 
