@@ -65,7 +65,8 @@ def make_study(
         record["samples"] = float(steps * batch)
     space = SpaceConfig([family], ["wsd"], 1e-3, steps, span_scale=10.0)
     StudySettings(ScriptSpec(f"/nonexistent/{name}.py"), "val_loss", "minimize", space, record).save(study)
-    ratio = {"adamw": 1.0, "sgd": 10.0}[family]
+    # AdamW 1x; SGD 10x (tunekit's choice); MARS 6e-3 / 6e-4 (AGI-Arena/MARS GPT-2 small configs).
+    ratio = {"adamw": 1.0, "sgd": 10.0, "mars": 6e-3 / 6e-4}[family]
     for bs in batches:
         b = bs or batch
         d = steps * b * per_sample
@@ -149,6 +150,16 @@ def test_family_ratio_puts_sgd_trials_on_adamw_scale(store):
     assert law.studies[0].lr == pytest.approx(true_lr(1e5, 200 * 32 * SEQ), rel=0.05)
     with pytest.raises(BadInput, match="no complete trial"):
         fit_studies(read(store, "g1", "g2", family="adamw"))
+
+
+def test_law_fit_divides_mars_trials_by_its_reference_ratio(store):
+    """Issue #10, defect 2: MARS trials run at 10x AdamW's LR (AGI-Arena/MARS GPT-2 configs, 6e-3 vs
+    6e-4); `law fit` must divide by that ratio to put them on AdamW's scale."""
+    for name, n in (("m1", 1e5), ("m2", 1e6)):
+        make_study(store, name, n, 200, 32, lambda n, d: (true_lr(n, d), None), family="mars")
+    law = fit_studies(read(store, "m1", "m2"))
+    assert law.studies[0].lr == pytest.approx(true_lr(1e5, 200 * 32 * SEQ), rel=0.05)
+    assert law.lr.exponents["n_exponent"] == pytest.approx(-0.5, abs=0.02)
 
 
 def test_near_best_weights_and_point_uncertainty():

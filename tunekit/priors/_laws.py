@@ -1,4 +1,4 @@
-"""The published laws, written exactly as ``../shared/literature.md`` ("Scaling-law priors") gives them.
+"""The published laws, written exactly as their papers give them (each function cites its source).
 
 Pure functions of numbers: no torch, no model. Units: N non-embedding parameters, D training tokens,
 C FLOPs, batch sizes in tokens. Each function cites its source; ``tests/test_priors.py`` checks them

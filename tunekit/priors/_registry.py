@@ -20,7 +20,8 @@ from tunekit.registry import Registry
 # Out of a law's domain (and for `--prior none`): AdamW's documented default LR, 1e-3 (Kingma & Ba
 # 2015; torch.optim.AdamW). Each family's centre is this times its ratio, which gives back the
 # families' own reference defaults: SGD 1e-2, schedule-free AdamW 3e-3 (reference 2.5e-3), Lion
-# 2e-4 (reference 1e-4 to 3e-4), Muon (match-RMS) 1e-3.
+# 2e-4 (reference 1e-4 to 3e-4), MARS 1e-2 (reference 6e-3 against AdamW 6e-4). Muon's own LR is
+# absolute (0.02, KellerJordan/Muon), not scaled.
 DEFAULT_CENTRE_LR = 1e-3
 
 # Widths, as multiples of each family's own span (LRRange.span, 10 for the built-in families): the

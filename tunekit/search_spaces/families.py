@@ -44,6 +44,18 @@ class LRRange:
 
 
 @dataclass(frozen=True)
+class Alias:
+    """A keyword argument set to ``factor`` times one of the family's hyperparameters.
+
+    MARS's 1-D AdamW part runs at half the searched LR (AGI-Arena/MARS GPT-2 configs: ``lr_1d``
+    3e-3 with ``learning_rate`` 6e-3): ``Alias("lr", 0.5)``.
+    """
+
+    source: str
+    factor: float = 1.0
+
+
+@dataclass(frozen=True)
 class OptimizerFamily:
     """One optimizer family.
 
@@ -65,8 +77,8 @@ class OptimizerFamily:
         fixed: keyword arguments always passed to the class and not exposed (e.g. nesterov).
         in_default_search: searched when ``--optimizers`` is not given. The default set is small so
             that a budget of a few dozen trials tunes each family instead of touching each once.
-        aliases: keyword arguments that take the value of one of the family's hyperparameters
-            (MARS's 1-D AdamW part runs at the searched LR: ``{"lr_1d": "lr"}``).
+        aliases: keyword arguments derived from one of the family's hyperparameters (``Alias``;
+            MARS's 1-D AdamW part runs at half the searched LR: ``{"lr_1d": Alias("lr", 0.5)}``).
         budget_fractions: keyword arguments set from the trial's step budget, as a fraction of
             ``max_steps`` (AdEMAMix warms alpha and beta3 up over the whole run:
             ``{"t_alpha_beta3": 1.0}``). A family with any needs ``max_steps`` when built.
@@ -83,7 +95,7 @@ class OptimizerFamily:
     schedule_free: bool = False
     fixed: Mapping[str, Any] = field(default_factory=dict)
     in_default_search: bool = False
-    aliases: Mapping[str, str] = field(default_factory=dict)
+    aliases: Mapping[str, Alias] = field(default_factory=dict)
     budget_fractions: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -91,7 +103,7 @@ class OptimizerFamily:
         unknown = (set(self.space) | set(self.lr_params)) - accepted
         if unknown:
             raise ValueError(f"family {self.name}: searched {sorted(unknown)} not in its defaults")
-        if set(self.aliases.values()) - set(self.defaults):
+        if {a.source for a in self.aliases.values()} - set(self.defaults):
             raise ValueError(f"family {self.name}: aliases name hyperparameters not in its defaults")
         derived = [*self.fixed, *self.aliases, *self.budget_fractions]
         if len(set(derived)) < len(derived) or set(derived) & set(self.defaults):

@@ -45,7 +45,8 @@ class EvalReporter(pl.Callback):
     ``on_eval(step, value)`` is called with each finite value; it reports to Optuna and may raise
     ``optuna.TrialPruned``. We write this instead of optuna-integration's
     PyTorchLightningPruningCallback because that one reports once per epoch (step=epoch), so it
-    cannot prune a step-budgeted run that lives inside one epoch (literature.md, "Practice").
+    cannot prune a step-budgeted run that lives inside one epoch (optuna/optuna-integration,
+    ``pytorch_lightning.py``: ``self._trial.report(current_score, step=epoch)``).
     """
 
     def __init__(self, metric: str, on_eval: Callable[[int, float], None] | None = None):

@@ -38,7 +38,7 @@ def instantiate(
         ValueError: the family needs the step budget and ``max_steps`` is missing.
     """
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}
-    kwargs.update({arg: kwargs[source] for arg, source in family.aliases.items()})
+    kwargs.update({arg: alias.factor * kwargs[alias.source] for arg, alias in family.aliases.items()})
     if family.budget_fractions:
         if max_steps is None:
             raise ValueError(

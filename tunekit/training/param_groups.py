@@ -4,7 +4,7 @@ A rule maps ``(model, hparams)`` to torch param groups; the rules are entries of
 ``GROUPING_RULES`` registry. The family names its rule (``grouping``), so callers never
 special-case a family. Which parameter is a hidden matrix (Muon's) and which is an embedding, head
 or bias is decided in one place, :func:`split_hidden_matrices`. Every rule gives parameters with ndim < 2 (biases, norm gains)
-no weight decay (nanoGPT's ``configure_optimizers``; literature.md, "Optimizer families").
+no weight decay (karpathy/nanoGPT ``model.py`` ``configure_optimizers``).
 """
 
 from __future__ import annotations
