@@ -110,14 +110,57 @@ def test_n_excludes_embeddings_and_a_tied_head():
     assert "tok_emb.weight (400)" in counted.describe() and "head.weight" in counted.describe()
 
 
-def test_n_counts_an_untied_head_and_skips_frozen_and_bare_embeddings():
+def test_n_excludes_an_untied_head_and_skips_frozen_and_bare_embeddings():
     model = TinyLM(tied=False)
     model.cls_pos_embedding = nn.Parameter(torch.zeros(4, 8))  # a bare positional embedding
     model.norm.weight.requires_grad_(False)
     counted = count_parameters(model)
-    assert counted.n_params == 72 + 8 + 8 * 50  # mix, norm bias, untied head
+    assert counted.n_params == 72 + 8  # mix, norm bias; the untied head is left out
     assert counted.frozen == 8
     assert "cls_pos_embedding" in {name for name, _ in counted.embeddings}
+    assert counted.heads == (("head.weight", 400),)
+
+
+class SmallGPT(nn.Module):
+    """GPT-2 style: token table, raw positional Parameter, n_layer pre-LN blocks, final LN, head."""
+
+    def __init__(self, vocab: int, d: int, n_layer: int, ctx: int, tied: bool):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, d)
+        self.pos_emb = nn.Parameter(torch.zeros(1, ctx, d))
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict(
+                {
+                    "ln1": nn.LayerNorm(d),
+                    "qkv": nn.Linear(d, 3 * d),
+                    "proj": nn.Linear(d, d),
+                    "ln2": nn.LayerNorm(d),
+                    "fc": nn.Linear(d, 4 * d),
+                    "out": nn.Linear(4 * d, d),
+                }
+            )
+            for _ in range(n_layer)
+        )
+        self.ln_f = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+        if tied:
+            self.head.weight = self.wte.weight
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_n_leaves_the_head_out_tied_or_untied_issue_numbers(tied: bool):
+    """Issue #10, defect 3: V=50257, d=128, 2 layers: N = 0.397M without the head, 6.83M with it.
+
+    Kaplan et al. 2020 (§2.1) count N = 2 d n_layer (2 d_attn + d_ff) = 12 n_layer d^2 weights,
+    plus here biases (9d per block) and LayerNorms (4d per block, 2d final), and no vocabulary term.
+    """
+    vocab, d, n_layer = 50257, 128, 2
+    expected = n_layer * (12 * d * d + 9 * d + 4 * d) + 2 * d
+    assert round(expected / 1e6, 3) == 0.397
+    assert round((expected + vocab * d) / 1e6, 2) == 6.83  # what the old rule counted untied
+    counted = count_parameters(SmallGPT(vocab, d, n_layer, 64, tied))
+    assert counted.n_params == expected
+    assert "head" in counted.describe() and "never in N" in counted.describe()
 
 
 def test_transformer_shape_from_structure_and_from_hparams():
