@@ -332,3 +332,30 @@ def test_predict_charlm_counts_and_table():
 def test_predict_rejects_an_unknown_prior():
     result = CliRunner().invoke(main, ["predict", str(REPO / "examples" / "shapes.py"), "--prior", "bogus"])
     assert result.exit_code == 2 and "unknown prior 'bogus'" in result.output
+
+
+def _seq_measurement(n: int, tokens: float):
+    from tunekit.priors._measure import Measurement, ParamCount
+
+    return Measurement(ParamCount(n, n), int(tokens // 1000), 1, 1000.0, "test")
+
+
+def test_steplaw_shows_the_calculators_march_2025_batch_form_when_it_differs():
+    """Issue #10, defect 4. The paper (Li et al. 2025, arXiv 2503.04715) and the current
+    step-law.github.io tool.js: B = 0.58 D^0.571. tool.js of 2025-03-07..11:
+    ln B = 2.187 - 0.1636 ln N + 0.592 ln D. They differ by ~2.6x at N=4e5, D=1e7 and ~1.2x at
+    N=1e8, D=1e10 (worked out here from the two formulas)."""
+    from tunekit.priors import get_law
+
+    law = get_law("steplaw")
+    for n, d, shown in ((400_000, 1e7, True), (100_000_000, 1e10, False)):
+        paper = 0.58 * d**0.571
+        march = math.exp(2.187 - 0.1636 * math.log(n) + 0.592 * math.log(d))
+        ratio = max(paper / march, march / paper)
+        assert (ratio > 1.5) is shown
+        p = law.predict(_seq_measurement(n, d))
+        assert p.batch_tokens == pytest.approx(paper)
+        notes = [note for note in p.notes if "March-2025" in note]
+        assert bool(notes) is shown
+        if shown:
+            assert f"{march:.3g}" in notes[0] and f"{ratio:.2g}x" in notes[0]

@@ -112,13 +112,30 @@ def _steplaw(m: Measurement) -> Prediction:
     inputs = {"n_params": m.n_params, "tokens": m.tokens}
     if not m.sequence:
         return Prediction("steplaw", None, None, False, inputs, (_out_of_task_domain(m),))
+    batch = _laws.steplaw_batch_tokens(m.tokens)
     return Prediction(
         "steplaw",
         _laws.steplaw_lr(m.n_params, m.tokens),
-        _laws.steplaw_batch_tokens(m.tokens),
+        batch,
         True,
         inputs,
-        ("eta* = 1.79·N^-0.713·D^0.307, B* = 0.58·D^0.571 tokens", *_scale_note("N", m.n_params, STEPLAW_SMALLEST_N)),
+        (
+            "eta* = 1.79·N^-0.713·D^0.307, B* = 0.58·D^0.571 tokens (the paper's form, as the current calculator)",
+            *_march2025_note(m, batch),
+            *_scale_note("N", m.n_params, STEPLAW_SMALLEST_N),
+        ),
+    )
+
+
+def _march2025_note(m: Measurement, batch: float) -> tuple[str, ...]:
+    """The Step Law calculator's March-2025 batch form, when it differs from the paper's by > 1.5x."""
+    other = _laws.steplaw_batch_tokens_march2025(m.n_params, m.tokens)
+    ratio = max(other / batch, batch / other)
+    if ratio <= _laws.STEPLAW_MARCH2025_SHOW_RATIO:
+        return ()
+    return (
+        f"the Step Law calculator's March-2025 form B = 8.91·N^-0.1636·D^0.592 gives {other:.3g} tokens, "
+        f"{ratio:.2g}x the paper's {batch:.3g} (it was withdrawn on 2025-03-11; the paper's form is used)",
     )
 
 
@@ -145,7 +162,7 @@ def register_builtin_laws(registry: Registry[Law]) -> None:
         Law(
             "steplaw",
             "Step Law: eta*(N, D) and B*(D), fitted on 3,700 AdamW LLM pretraining runs",
-            "Li et al. 2025, Predictable Scale Part I (step-law.github.io, static/js/tool.js)",
+            "Li et al. 2025, Predictable Scale Part I (arXiv 2503.04715; step-law/steplaw fits)",
             _steplaw,
         )
     )
