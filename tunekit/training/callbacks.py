@@ -206,8 +206,17 @@ class ScheduleFreeSwitch(pl.Callback):
         # BN is refreshed only when something reads the weights (validation, a save).
         self._eval(trainer, pl_module, refresh_bn=False)
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+    def on_train_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        # The last refresh runs here, not in on_fit_end: Lightning calls on_train_end at the end of
+        # the fit loop, with the module still on its device, then Strategy.teardown() moves the module
+        # to CPU, and only then on_fit_end (lightning/pytorch/trainer/trainer.py `_run`), when the
+        # cached batches are still on the device (issue #10, defect 5). ModelCheckpoint's own
+        # on_train_end (save_last) runs after this one: Lightning orders checkpoint callbacks last.
         self._eval(trainer, pl_module)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        for opt in self._optimizers(trainer):
+            opt.eval()  # a stopped or interrupted run is left at x too; BN was refreshed in on_train_end
         self._remove_hooks()
         self._recent.clear()
 
