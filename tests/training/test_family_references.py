@@ -50,3 +50,26 @@ def test_adan_is_centred_inside_its_readme_range() -> None:
     assert ADAN_RATIO_LOW <= family.lr_ratio <= ADAN_RATIO_HIGH
     assert family.lr_ratio == pytest.approx(middle, rel=0.02)
     assert family.resolve({})["weight_decay"] == ADAN_WD
+
+
+def test_ademamix_beta3_half_life_is_a_fraction_of_the_trials_budget() -> None:
+    """Issue #10, defect 7. apple/ml-ademamix README: betas (0.9, 0.999, 0.9999) with
+    beta3_warmup = alpha_warmup = num_iterations = 256_000, i.e. beta3's half-life ln 0.5 / ln 0.9999
+    = 6,931 steps is 2.7% of the run; tunekit searches that fraction of the trial's own budget."""
+    readme_fraction = math.log(0.5) / math.log(0.9999) / 256_000
+    family = get_family("ademamix")
+    choices = family.space["beta3_half_life_fraction"].choices
+    assert any(c == pytest.approx(readme_fraction, rel=0.02) for c in choices)
+    p = nn.Parameter(torch.zeros(2))
+    for steps, fraction in ((400, 0.1), (2000, 0.3), (256_000, readme_fraction)):
+        hp = family.resolve({"beta3_half_life_fraction": fraction})
+        beta3 = instantiate(family, [{"params": [p]}], hp, max_steps=steps).param_groups[0]["betas"][2]
+        assert math.log(0.5) / math.log(beta3) == pytest.approx(fraction * steps)
+        if steps == 256_000:
+            assert beta3 == pytest.approx(0.9999, abs=1e-7)
+    # Never faster than beta1: 2.7% of 100 steps would be a 2.7-step half-life.
+    hp = family.resolve({"beta3_half_life_fraction": readme_fraction})
+    assert instantiate(family, [{"params": [p]}], hp, max_steps=100).param_groups[0]["betas"][2] == hp["betas"][0]
+    # A recipe from before issue #10 (no fraction) keeps its beta3.
+    old = instantiate(family, [{"params": [p]}], family.resolve({}), max_steps=100)
+    assert old.param_groups[0]["betas"][2] == 0.9999

@@ -211,7 +211,9 @@ def test_registry_entries_are_complete() -> None:
             resolved = family.resolve({})
             value = resolved[hp] if hp in resolved else resolved["betas"][int(hp[-1]) - 1]
             # 0 (no decay, the schedule-free defaults) cannot lie in a log range; it is sampled instead.
-            assert family.space[hp].contains(value) or value == 0, f"{family.name}.{hp}: default {value} outside"
+            # None: a budget-derived beta (AdEMAMix's beta3 fraction) keeps the written beta by default.
+            sampled = value == 0 or (value is None and hp in family.budget_half_lives)
+            assert family.space[hp].contains(value) or sampled, f"{family.name}.{hp}: default {value} outside"
 
 
 def test_optimizers_command_lists_every_family() -> None:

@@ -180,17 +180,29 @@ def _register_adam_variants(register: Callable[[OptimizerFamily], OptimizerFamil
                 "Pagliardini et al. 2024 (apple/ml-ademamix): betas (0.9, 0.999, 0.9999), alpha 2-8, "
                 "alpha and beta3 (in half-life space) warmed up over the whole run"
             ),
-            defaults={"lr": 1e-3, "betas": (0.9, 0.999, 0.9999), "alpha": 5.0, "eps": 1e-8, "weight_decay": 0.1},
+            defaults={
+                "lr": 1e-3,
+                "betas": (0.9, 0.999, 0.9999),
+                "alpha": 5.0,
+                "eps": 1e-8,
+                "weight_decay": 0.1,
+                "beta3_half_life_fraction": None,
+            },
+            # beta3 = 0.9999 has a half-life of 6,931 steps, longer than most trials (issue #10). The
+            # search sets beta3 by its half-life as a fraction of the trial's steps instead: 0.027 is
+            # apple/ml-ademamix's README setting (0.9999 over num_iterations = 256,000), 0.1 and 0.3
+            # keep the EMA slower than beta1 on short trials, where 0.027 would be a few steps.
             space={
                 "beta1": _ADAM_BETA1,
                 "beta2": _ADAM_BETA2,
-                "beta3": Choice((0.999, 0.9999)),
+                "beta3_half_life_fraction": Choice((0.027, 0.1, 0.3)),
                 "alpha": FloatRange(2.0, 8.0),
                 "weight_decay": _DECOUPLED_WD,
             },
             fixed=_DECOUPLED,
             # T_alpha = T_beta3 = the run's length, as in the paper's experiments.
             budget_fractions={"t_alpha_beta3": 1.0},
+            budget_half_lives={"beta3_half_life_fraction": "beta3"},
         )
     )
     register(

@@ -82,6 +82,11 @@ class OptimizerFamily:
         budget_fractions: keyword arguments set from the trial's step budget, as a fraction of
             ``max_steps`` (AdEMAMix warms alpha and beta3 up over the whole run:
             ``{"t_alpha_beta3": 1.0}``). A family with any needs ``max_steps`` when built.
+        budget_half_lives: hyperparameters that set a beta from the trial's step budget, mapped to
+            that beta: ``{"beta3_half_life_fraction": "beta3"}`` makes beta3's half-life
+            ``ln 0.5 / ln beta3`` that fraction of ``max_steps`` (issue #10). The fraction's default
+            is None, which keeps the beta as written (recipes from before issue #10). A beta set this
+            way is never below beta1 (the slow momentum EMA is never faster than the fast one).
     """
 
     name: str
@@ -97,6 +102,7 @@ class OptimizerFamily:
     in_default_search: bool = False
     aliases: Mapping[str, Alias] = field(default_factory=dict)
     budget_fractions: Mapping[str, float] = field(default_factory=dict)
+    budget_half_lives: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         accepted = set(self.defaults) | set(BETA_KEYS if "betas" in self.defaults else ())
@@ -114,6 +120,11 @@ class OptimizerFamily:
         """The main LR relative to AdamW's, or None when it is on its own scale."""
         main = self.lr_params.get("lr", LRRange())
         return None if main.absolute is not None else main.ratio
+
+    @property
+    def needs_budget(self) -> bool:
+        """The optimizer takes arguments derived from the trial's ``max_steps``."""
+        return bool(self.budget_fractions or self.budget_half_lives)
 
     def resolve(self, values: Mapping[str, Any]) -> dict:
         """Full hyperparameters: defaults overridden by ``values`` (betas folded).
