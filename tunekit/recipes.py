@@ -73,6 +73,9 @@ class TrainingSection:
     seed: int = 0
     evaluations: int = 4
     accumulate_grad_batches: int = 1
+    # The sample budget the search gave every batch size (max_steps = samples / batch_size, issue
+    # #10); None in recipes from before, and when the batch was not searched.
+    samples: int | None = None
 
     def __post_init__(self) -> None:
         """Raises BadInput naming the field (``training.max_steps must be at least 1, got 0.``)."""
@@ -97,7 +100,8 @@ class TrainingSection:
         return max(1, self.max_steps // self.evaluations) * self.accumulate_grad_batches
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Every field; ``samples`` only when set, so recipes without it read and write as before."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "samples" or self.samples is not None}
 
 
 _TRAINING_TYPES: dict[str, tuple[type, ...]] = {
@@ -107,6 +111,7 @@ _TRAINING_TYPES: dict[str, tuple[type, ...]] = {
     "seed": (int,),
     "evaluations": (int,),
     "accumulate_grad_batches": (int,),
+    "samples": (int, type(None)),
 }
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from tunekit.search_spaces.families import BATCH_RULES
+
 # --- Step Law (Li, Zheng, Hu et al. 2025, "Predictable Scale: Part I -- Optimal Hyperparameter Scaling
 # Law in Large Language Model Pretraining", arXiv 2503.04715; the authors' fits: step-law/steplaw
 # data/1004_fitted_lr_bs_scaling_model_parameters.csv, bootstrap mean 1.797 N^-0.7129 D^0.3075 and
@@ -71,13 +73,8 @@ def deepseek_batch_tokens(compute: float) -> float:
 
 # --- Batch-size transfer -------------------------------------------------------------------------
 
-# rule name -> exponent of the batch ratio that multiplies the LR
-TRANSFER_RULES = {
-    # Goyal et al. 2017, "Accurate, Large Minibatch SGD": LR proportional to batch (with warmup).
-    "linear": 1.0,
-    # Malladi et al. 2022, "SDEs and Scaling Rules for Adaptive Gradient Algorithms": LR x sqrt(kappa).
-    "sqrt": 0.5,
-}
+# rule name -> exponent of the batch ratio that multiplies the LR (Goyal et al. 2017; Malladi et al. 2022)
+TRANSFER_RULES = BATCH_RULES
 
 
 def transfer_lr(lr: float, batch_from: float, batch_to: float, rule: str) -> float:

@@ -250,16 +250,11 @@ def family_ranges(centre_lr: float, span_scale: float, families: list[str] | Non
                     lr_range.centre(centre_lr),
                     r.low,
                     r.high,
-                    batch_rule(fam.implementation),
+                    fam.batch_rule,
                     fam.source,
                 )
             )
     return out
-
-
-def batch_rule(implementation: str) -> str:
-    """Batch-size transfer rule of a family: linear for SGD (Goyal et al. 2017), sqrt for Adam-like."""
-    return "linear" if "sgd" in implementation.rsplit(".", 1)[-1].lower() else "sqrt"
 
 
 def log10_span(low: float, high: float) -> float:

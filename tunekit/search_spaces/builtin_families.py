@@ -61,6 +61,7 @@ def _register_torch_families(register: Callable[[OptimizerFamily], OptimizerFami
             lr_params={"lr": LRRange(ratio=10.0)},
             space={"momentum": FloatRange(0.8, 0.99), "weight_decay": FloatRange(1e-5, 1e-2, log=True)},
             fixed={"nesterov": True},
+            batch_rule="linear",
         )
     )
 
@@ -166,6 +167,7 @@ def _register_schedule_free_families(register: Callable[[OptimizerFamily], Optim
             lr_params={"lr": LRRange(ratio=100.0)},
             space={"momentum": FloatRange(0.8, 0.98), "weight_decay": FloatRange(1e-5, 1e-2, log=True)},
             schedule_free=True,
+            batch_rule="linear",
         )
     )
 

@@ -18,6 +18,14 @@ from tunekit.errors import BadInput
 from tunekit.search_spaces.params import FloatRange, Param
 
 BETA_KEYS = ("beta1", "beta2", "beta3")
+# Batch-size transfer rules: the exponent of the batch ratio kappa = B_new / B_old that multiplies the LR.
+BATCH_RULES = {
+    # Goyal et al. 2017, "Accurate, Large Minibatch SGD" (arXiv 1706.02677): LR proportional to batch.
+    "linear": 1.0,
+    # Malladi, Lyu, Panigrahi, Arora 2022, "On the SDEs and Scaling Rules for Adaptive Gradient
+    # Algorithms" (arXiv 2205.10287): LR x sqrt(kappa) for Adam-like optimizers.
+    "sqrt": 0.5,
+}
 LR_SPAN = 10.0  # an LR range spans centre / LR_SPAN to centre * LR_SPAN (the prior may widen it)
 
 
@@ -82,6 +90,8 @@ class OptimizerFamily:
         budget_fractions: keyword arguments set from the trial's step budget, as a fraction of
             ``max_steps`` (AdEMAMix warms alpha and beta3 up over the whole run:
             ``{"t_alpha_beta3": 1.0}``). A family with any needs ``max_steps`` when built.
+        batch_rule: how the LR moves with the batch size (``BATCH_RULES``): ``sqrt`` for Adam-like
+            families, ``linear`` for SGD-like ones.
         budget_half_lives: hyperparameters that set a beta from the trial's step budget, mapped to
             that beta: ``{"beta3_half_life_fraction": "beta3"}`` makes beta3's half-life
             ``ln 0.5 / ln beta3`` that fraction of ``max_steps`` (issue #10). The fraction's default
@@ -103,6 +113,7 @@ class OptimizerFamily:
     aliases: Mapping[str, Alias] = field(default_factory=dict)
     budget_fractions: Mapping[str, float] = field(default_factory=dict)
     budget_half_lives: Mapping[str, str] = field(default_factory=dict)
+    batch_rule: str = "sqrt"
 
     def __post_init__(self) -> None:
         accepted = set(self.defaults) | set(BETA_KEYS if "betas" in self.defaults else ())
@@ -120,6 +131,23 @@ class OptimizerFamily:
         """The main LR relative to AdamW's, or None when it is on its own scale."""
         main = self.lr_params.get("lr", LRRange())
         return None if main.absolute is not None else main.ratio
+
+    def at_batch(self, values: Mapping[str, Any], kappa: float) -> dict:
+        """Searched ``values`` chosen at the default batch, moved to a batch ``kappa`` times as large.
+
+        Each LR on the AdamW scale is multiplied by ``kappa ** BATCH_RULES[batch_rule]`` (an LR on
+        its own scale, Muon's, is left alone), and ``beta2`` keeps its half-life in samples:
+        ``beta2 ** kappa`` (Marek, Lotfi, Somasundaram, Wilson, Goldblum 2025, "Small Batch Size
+        Training for Language Models", arXiv 2507.07101, §2: hold the half-life fixed in tokens).
+        """
+        out = dict(values)
+        factor = kappa ** BATCH_RULES[self.batch_rule]
+        for hp, lr_range in self.lr_params.items():
+            if hp in out and lr_range.absolute is None:
+                out[hp] = out[hp] * factor
+        if "beta2" in out:
+            out["beta2"] = out["beta2"] ** kappa
+        return out
 
     @property
     def needs_budget(self) -> bool:
