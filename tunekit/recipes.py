@@ -90,6 +90,9 @@ class TrainingSection:
     devices: int = 1
     strategy: str = "auto"
     precision: str = DEFAULT_PRECISION
+    # The sample budget the search gave every batch size (max_steps = samples / batch_size, issue
+    # #10); None in recipes from before, and when the batch was not searched.
+    samples: int | None = None
 
     def __post_init__(self) -> None:
         """Raises BadInput naming the field (``training.max_steps must be at least 1, got 0.``)."""
@@ -134,8 +137,8 @@ class TrainingSection:
         return None if per is None else per * self.devices * self.accumulate_grad_batches
 
     def to_dict(self) -> dict:
-        """All fields; those of issues #11 and #15 only where they are not the defaults, so a recipe of
-        one device and automatic optimization reads as every recipe written before it (and old studies
+        """All fields; those of issues #10, #11 and #15 only where they are not the defaults, so a recipe of
+        one device, automatic optimization and no sample budget reads as every recipe written before it (and old studies
         export unchanged)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         if not self.manual_optimization:
@@ -143,6 +146,8 @@ class TrainingSection:
         for name, default in DEVICE_DEFAULTS.items():
             if out[name] == default:
                 del out[name]
+        if self.samples is None:
+            del out["samples"]  # set only when the batch was searched at equal samples (issue #10)
         if self.global_batch_size != self.batch_size:
             out.update({name: getattr(self, name) for name in DERIVED_TRAINING})
         return out
@@ -162,6 +167,7 @@ _TRAINING_TYPES: dict[str, tuple[type, ...]] = {
     "devices": (int,),
     "strategy": (str,),
     "precision": (str,),
+    "samples": (int, type(None)),
 }
 
 

@@ -46,6 +46,10 @@ class SpaceConfig:
     evaluations: int = 4
     accumulate_grad_batches: int = 1
     manual_optimization: bool = False  # the module optimizes manually: no gradient clipping (issue #15)
+    # The batch max_steps is counted at; with it, a trial at batch B runs max_steps * default / B
+    # steps, so every batch size sees the same samples (issue #10). None (studies from before): equal steps.
+    default_batch_size: int | None = None
+    budget_samples: int | None = None  # max_steps * default_batch_size, recorded for the reader
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -151,9 +155,20 @@ class SearchSpace:
             schedule = get_schedule(self._suggest(trial, "schedule"))
         sched = {name: self._suggest(trial, f"{schedule.name}.{name}") for name in schedule.space}
         sched["warmup_fraction"] = self._suggest(trial, "warmup_fraction")
+        batch = self._suggest(trial, "batch_size") if "batch_size" in self.params else None
+        steps, samples = self.config.max_steps, None
+        default = self.config.default_batch_size
+        if batch is not None and default:
+            # Equal samples across batch sizes (issue #10): steps scale as 1/batch, the schedule follows
+            # the trial's own steps, and the sampled LR and beta2 (chosen at the default batch) move
+            # by the family's transfer rule.
+            samples = self.config.max_steps * default
+            steps = max(1, round(samples / batch))
+            opt = family.at_batch(opt, batch / default)
         training = TrainingSection(
-            max_steps=self.config.max_steps,
-            batch_size=self._suggest(trial, "batch_size") if "batch_size" in self.params else None,
+            max_steps=steps,
+            samples=samples,
+            batch_size=batch,
             gradient_clip_val=self._suggest(trial, "gradient_clip_val") if "gradient_clip_val" in self.params else None,
             seed=self.config.seed,
             evaluations=self.config.evaluations,

@@ -171,6 +171,8 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         max_steps=max_steps,
         span_scale=chosen_prior.span_scale,
         batch_sizes=batch_choices(batch),
+        default_batch_size=batch,
+        budget_samples=max_steps * batch if batch else None,
         overrides=overrides,
         seed=request.seed,
         evaluations=request.evaluations,

@@ -158,15 +158,21 @@ def run_search(
                 last_record[0] = now
                 trial.set_user_attr(PROGRESS_ATTR, {"step": step, "total": total})
 
+        # Steps at the default batch (issue #10): trials of other batch sizes run max_steps * default / B
+        # steps, so the pruner compares them at equal samples, not equal steps.
+        at_default = [1.0, settings.space.max_steps]
+
         def on_eval(step: int, value: float) -> None:
-            trial.report(value, step)
+            trial.report(value, round(step * at_default[0]))
             view.evaluated(step, value)
             # The last evaluation ends the trial: it completes with that value, never pruned at the line.
-            if step < settings.space.max_steps and trial.should_prune():
+            if step < at_default[1] and trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at step {step} ({settings.metric}={value:.4g}, in the worst quarter)")
 
         try:
             recipe = options.stamp(replace(space.sample(trial), prior=settings.prior))
+            if recipe.training.samples:
+                at_default[:] = [settings.space.max_steps / recipe.training.max_steps, recipe.training.max_steps]
             trial.set_user_attr(RECIPE_ATTR, recipe.to_dict())
             view.trial_started(trial.number, recipe)
             result = run_fit(

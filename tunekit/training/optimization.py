@@ -38,13 +38,17 @@ def instantiate(
         ValueError: the family needs the step budget and ``max_steps`` is missing.
     """
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}
-    kwargs.update({arg: kwargs[source] for arg, source in family.aliases.items()})
-    if family.budget_fractions:
-        if max_steps is None:
-            raise ValueError(
-                f"optimizer '{family.name}' sets {', '.join(family.budget_fractions)} from the step budget: pass max_steps"
-            )
-        kwargs.update({arg: max(1, round(f * max_steps)) for arg, f in family.budget_fractions.items()})
+    kwargs.update({arg: alias.factor * kwargs[alias.source] for arg, alias in family.aliases.items()})
+    if family.needs_budget and max_steps is None:
+        derived = [*family.budget_fractions, *family.budget_half_lives.values()]
+        raise ValueError(f"optimizer '{family.name}' sets {', '.join(derived)} from the step budget: pass max_steps")
+    kwargs.update({arg: max(1, round(f * max_steps)) for arg, f in family.budget_fractions.items()})
+    for hp, beta in family.budget_half_lives.items():
+        fraction = kwargs.pop(hp)
+        if fraction is not None:
+            betas, index = list(kwargs["betas"]), int(beta[-1]) - 1
+            betas[index] = max(0.5 ** (1.0 / (fraction * max_steps)), betas[0])
+            kwargs["betas"] = tuple(betas)
     return optimizer_class(family)(param_groups, **kwargs, **family.fixed)
 
 

@@ -1,6 +1,6 @@
 """Load a user's model script by path and find what to train.
 
-Contract (``../shared/design.md``, "The model script"): the file defines exactly one
+Contract (README, "Your model script"): the file defines exactly one
 LightningModule subclass (or ``--model CLASS``), built with no arguments or ``--model-arg`` values;
 optionally one LightningDataModule subclass (or ``--data CLASS``), built with ``batch_size=`` when
 its constructor takes one. Every unusable script raises ``BadInput`` with one sentence.
