@@ -79,6 +79,9 @@ class Cell:
     trials: int
     pruned: int
 
+    def caption(self) -> str:
+        return f"{self.trials} trial{'s' if self.trials != 1 else ''}, {self.pruned} pruned"
+
 
 @dataclass
 class ReportData:

@@ -69,7 +69,7 @@ def family_schedule(d: ReportData) -> go.Figure:
         for s in schedules:
             cell = cells.get((f, s))
             row_z.append(cell.best if cell else None)
-            row_text.append("" if cell is None else f"{_fmt(cell.best)}<br>{cell.trials} trials, {cell.pruned} pruned")
+            row_text.append("" if cell is None else f"{_fmt(cell.best)}<br>{cell.caption()}")
         z.append(row_z)
         text.append(row_text)
     fig = go.Figure(
@@ -85,7 +85,7 @@ def family_schedule(d: ReportData) -> go.Figure:
         )
     )
     fig.update_layout(title="Family x schedule: best value, trials, pruned", **LAYOUT)
-    fig.update_yaxes(automargin=True)
+    fig.update_yaxes(automargin=True, autorange="reversed")  # families top-down in the study's order
     return fig
 
 

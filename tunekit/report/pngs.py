@@ -81,7 +81,7 @@ def _family_schedule(d: ReportData) -> Figure:
         ax.text(
             schedules.index(s),
             families.index(f),
-            f"{best}\n{cell.trials} trials, {cell.pruned} pruned",
+            f"{best}\n{cell.caption()}",
             ha="center",
             va="center",
             fontsize=7,
