@@ -101,7 +101,9 @@ def metric_vs_lr(d: ReportData) -> go.Figure:
     for i, family in enumerate(families):
         row, col = i // cols + 1, i % cols + 1
         for state, symbol in (("COMPLETE", "circle"), ("PRUNED", "x")):
-            members = [t for t in d.trials if t.family == family and t.state == state and t.lr and t.last_value]
+            members = [
+                t for t in d.trials if t.family == family and t.state == state and t.lr and t.last_value is not None
+            ]
             fig.add_trace(
                 go.Scatter(
                     x=[t.lr for t in members],
@@ -211,16 +213,16 @@ def _curve_style(t: TrialView, colour: str) -> dict:
 
 
 def _best_so_far(d: ReportData) -> list[tuple[str, list[int], list[float]]]:
-    """The best-so-far line as runs ``(family of the best, trial numbers, values)``; each run ends
-    where the next begins, so the drawn line is unbroken."""
+    """The best-so-far line as runs ``(family of the best, trial numbers, values)``: a run reaches
+    the trial that beats it, and the next run starts with the drop there, so the line is unbroken."""
     runs: list[tuple[str, list[int], list[float]]] = []
     previous = None
     for number, best in d.best_so_far():
         if best is not previous:
-            if runs:
+            if previous is not None:  # the old run reaches this trial; the new one drops from there
                 runs[-1][1].append(number)
                 runs[-1][2].append(previous.value)
-            runs.append((best.family, [], []))
+            runs.append((best.family, [number] if previous else [], [previous.value] if previous else []))
             previous = best
         runs[-1][1].append(number)
         runs[-1][2].append(best.value)
