@@ -62,5 +62,7 @@ def test_report_draws_in_chromium(searched: str, tmp_path: Path):
 
     pixels = imread(shot)
     assert pixels.shape[:2] == (5200, 1280)
-    drawn = (pixels[..., :3] < 0.9).any(axis=-1).mean()  # the share of pixels that are not near-white
-    assert drawn > 0.05, drawn
+    # The share of pixels that are not near-white: measured 0.057 for this 10-trial report, 0.015 for
+    # the same page with plotly.js removed (text and tables only), 0.0003 for a blank page.
+    drawn = (pixels[..., :3] < 0.9).any(axis=-1).mean()
+    assert drawn > 0.03, drawn
