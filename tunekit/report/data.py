@@ -266,9 +266,12 @@ def _best_yaml(study_name: str, settings: Any, best: Any) -> str:
 
 
 def _export_command(storage_url: str, study_name: str) -> str:
-    from tunekit.cli._options import storage_flag
+    """The export command to print; ``--storage`` only when it is not the default (the report sits
+    below the command line, issue #13, so it does not borrow the CLI's helper for this)."""
+    from tunekit.storage import DEFAULT_STORAGE
 
-    return f"tunekit export --study {study_name}{storage_flag(storage_url)} -o {study_name}.yaml"
+    flag = "" if storage_url == DEFAULT_STORAGE else f" --storage {storage_url}"
+    return f"tunekit export --study {study_name}{flag} -o {study_name}.yaml"
 
 
 def _importance_studies(study: Any, trials: list) -> dict[str, Any]:
