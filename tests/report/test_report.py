@@ -14,6 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from conftest import TINY
 from plotly.offline import get_plotlyjs
 from searched_study import TRIALS, run, searched_storage  # noqa: F401  (the fixture "searched")
 
@@ -57,6 +58,7 @@ def test_html_report_shows_the_study(searched: str, tmp_path: Path):
     lines = [tr for tr in figs["history"]["data"] if tr["mode"] == "lines"]
     assert min(min(tr["y"]) for tr in lines) == pytest.approx(best.value)
 
+    assert figs["family-schedule"]["data"][0]["colorscale"][0][1] == "#fde725"  # minimized: smallest brightest
     cells = [c for row in figs["family-schedule"]["data"][0]["text"] for c in row if c]
     assert sum(int(re.search(r"(\d+) trials?", c).group(1)) for c in cells) == len(finished)
     assert sum(int(re.search(r"(\d+) pruned", c).group(1)) for c in cells) == len(pruned)
@@ -103,6 +105,10 @@ def test_markdown_report_writes_pngs(searched: str, tmp_path: Path):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     assert "```yaml\ntunekit_recipe: 1" in text and "| family | schedule | best | trials | pruned |" in text
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if re.match(r"\| \w+ \| \w+ \| [\d.-]+ \|", line)]
+    trials = optuna.load_study(study_name="tiny_regression", storage=searched).get_trials()
+    assert sum(int(r[3]) for r in rows) == TRIALS
+    assert sum(int(r[4]) for r in rows) == sum(t.state.name == "PRUNED" for t in trials)
 
 
 def test_report_of_study_without_complete_trial_is_bad_input(searched: str, tmp_path: Path):
@@ -122,3 +128,20 @@ def test_report_of_unknown_study_or_missing_folder_is_bad_input(searched: str, t
     assert unknown.exit_code == 2 and "no study 'nope'" in unknown.output
     missing = run("report", "--study", "tiny_regression", "--storage", searched, "-o", tmp_path / "no" / "r.html")
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_maximized_study_reports_its_largest_value_as_best(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'max.db'}"
+    search = ["search", TINY, "--trials", 4, "--max-steps", 20, "--evaluations", 2, "--direction", "maximize"]
+    assert run(*search, "--storage", url).exit_code == 0
+    out = tmp_path / "report.html"
+    assert run("report", "--study", "tiny_regression", "--storage", url, "-o", out).exit_code == 0
+    page = out.read_text()
+    complete = [t for t in optuna.load_study(study_name="tiny_regression", storage=url).get_trials() if t.value]
+    best = max(complete, key=lambda t: t.value)
+    recipe = yaml.safe_load(html.unescape(re.search(r"<pre id='best-recipe'>(.*?)</pre>", page, re.S).group(1)))
+    assert recipe["result"]["trial"] == best.number
+    lines = [tr for tr in figures_of(page)["history"]["data"] if tr["mode"] == "lines"]
+    assert max(max(tr["y"]) for tr in lines) == pytest.approx(best.value)
+    # Viridis from dark (#440154) at the smallest value: the best cells, the largest, are the brightest.
+    assert figures_of(page)["family-schedule"]["data"][0]["colorscale"][0][1] == "#440154"
