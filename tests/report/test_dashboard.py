@@ -18,7 +18,7 @@ import pytest
 from conftest import _free_port
 from searched_study import searched_storage  # noqa: F401  (the fixture "searched")
 
-from tunekit.study import ORIGIN_ATTR, RECIPE_ATTR, SETTINGS_ATTR
+from tunekit.study.records import ORIGIN_ATTR, RECIPE_ATTR, SETTINGS_ATTR
 
 
 @pytest.fixture
@@ -70,7 +70,8 @@ def test_dashboard_shows_tunekit_trials(searched: str, dashboard: str):
         assert {v["step"]: v["value"] for v in shown["intermediate_values"]} == pytest.approx(trial.intermediate_values)
         attrs = {a["key"]: a["value"] for a in shown["user_attrs"]}
         assert json.loads(attrs[RECIPE_ATTR]) == trial.user_attrs[RECIPE_ATTR]
-        assert attrs.get(ORIGIN_ATTR) == trial.user_attrs.get(ORIGIN_ATTR)
+        if ORIGIN_ATTR in trial.user_attrs:  # an Origin, stored as a dict (issue #13)
+            assert json.loads(attrs[ORIGIN_ATTR]) == trial.user_attrs[ORIGIN_ATTR]
     assert any(t["intermediate_values"] for t in detail["trials"])
     study_attrs = {a["key"]: a["value"] for a in detail["user_attrs"]}
     assert json.loads(study_attrs[SETTINGS_ATTR])["metric"] == "val_loss"

@@ -19,7 +19,7 @@ from plotly.offline import get_plotlyjs
 from searched_study import TRIALS, run, searched_storage  # noqa: F401  (the fixture "searched")
 
 from tunekit.report.figures import PRIOR_TRACE
-from tunekit.study import PREDICTED_ATTR, RECIPE_ATTR, SETTINGS_ATTR
+from tunekit.study.records import PREDICTED_ATTR, RECIPE_ATTR, SETTINGS_ATTR
 
 TOP = 3
 

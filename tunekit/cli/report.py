@@ -6,19 +6,13 @@ from pathlib import Path
 
 import click
 
-from tunekit.cli._options import console, storage_option, study_option
+from tunekit.cli._options import console, output_option, storage_option, study_option
 
 
 @click.command()
 @study_option(required=True)
 @storage_option
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="File to write [default: report.html, or report.md with --format md].",
-)
+@output_option("File to write [default: report.html, or report.md with --format md].")
 @click.option(
     "--format",
     "fmt",
@@ -34,7 +28,7 @@ def report(study_name: str, storage: str | None, output: Path | None, fmt: str, 
     """Draw what a study found: history, families x schedules, LR against the prior, learning curves,
     importances, and what was pruned or failed."""
     from tunekit.report import WRITERS, write_report
-    from tunekit.storage import resolve_url
+    from tunekit.study.storage import resolve_url
     from tunekit.training.quiet import silence_lightning
 
     silence_lightning()

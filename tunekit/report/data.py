@@ -166,8 +166,9 @@ def load_report_data(storage_url: str, study_name: str) -> ReportData:
     Raises:
         BadInput: no such study, not a tunekit study, or no complete trial yet (nothing to report).
     """
-    from tunekit.storage import open_storage
-    from tunekit.study import best_trial, is_surplus, open_study, state_counts
+    from tunekit.study.records import is_surplus, state_counts
+    from tunekit.study.settings import best_trial, open_study
+    from tunekit.study.storage import open_storage
 
     study, settings = open_study(open_storage(storage_url), study_name)
     best = best_trial(study)
@@ -206,7 +207,7 @@ def multiplier_curve(trial: TrialView) -> tuple[list[int], list[float]]:
     From the schedule registry's pure functions, so it is exactly what training applied; a
     schedule-free trial (``none``) reads 1 throughout (its optimizer owns its warmup).
     """
-    from tunekit.search_spaces.schedules import get_schedule, resolve_params
+    from tunekit.search_spaces.catalog import get_schedule, resolve_params
 
     if not trial.schedule or not trial.max_steps:
         return [], []
@@ -227,7 +228,7 @@ def quiet_small_regimes() -> Iterator[None]:
 
 
 def _view(trial: Any) -> TrialView:
-    from tunekit.study import ORIGIN_ATTR, describe, reason_of, recipe_of
+    from tunekit.study.records import describe, reason_of, recipe_of
 
     recipe = recipe_of(trial) or {}
     optimizer = recipe.get("optimizer") or {}
@@ -241,10 +242,18 @@ def _view(trial: Any) -> TrialView:
         max_steps=(recipe.get("training") or {}).get("max_steps"),
         curve=sorted(trial.intermediate_values.items()),
         reason=reason_of(trial),
-        origin=trial.user_attrs.get(ORIGIN_ATTR, ""),
+        origin=_origin_label(trial),
         seconds=trial.duration.total_seconds() if trial.duration else 0.0,
         label=describe(recipe or None),
     )
+
+
+def _origin_label(trial: Any) -> str:
+    """Where the trial came from, as ``show`` says it; empty for a trial the sampler drew."""
+    from tunekit.study.records import origin_of
+
+    origin = origin_of(trial)
+    return origin.describe() if origin else ""
 
 
 def _predictions(space: Any) -> dict[str, Prediction]:
@@ -257,18 +266,19 @@ def _predictions(space: Any) -> dict[str, Prediction]:
 
 def _best_yaml(study_name: str, settings: Any, best: Any) -> str:
     """The best recipe exactly as ``tunekit export`` writes it (result section included)."""
-    from tunekit.recipes import Recipe
-    from tunekit.study import recipe_of
+    from dataclasses import replace
 
-    recipe = Recipe.from_dict(recipe_of(best), where=f"trial {best.number}'s recipe")
-    recipe.result = {"metric": settings.metric, "value": float(best.value), "study": study_name, "trial": best.number}
-    return recipe.to_yaml()
+    from tunekit.recipes import Recipe
+    from tunekit.study.records import recipe_of
+
+    result = {"metric": settings.metric, "value": float(best.value), "study": study_name, "trial": best.number}
+    return replace(Recipe.from_dict(recipe_of(best), where=f"trial {best.number}'s recipe"), result=result).to_yaml()
 
 
 def _export_command(storage_url: str, study_name: str) -> str:
     """The export command to print; ``--storage`` only when it is not the default (the report sits
     below the command line, issue #13, so it does not borrow the CLI's helper for this)."""
-    from tunekit.storage import DEFAULT_STORAGE
+    from tunekit.study.storage import DEFAULT_STORAGE
 
     flag = "" if storage_url == DEFAULT_STORAGE else f" --storage {storage_url}"
     return f"tunekit export --study {study_name}{flag} -o {study_name}.yaml"
