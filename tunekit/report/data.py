@@ -111,6 +111,9 @@ class ReportData:
     best_yaml: str
     export_command: str
     importances: dict[str, Any] = field(default_factory=dict)
+    also: str | None = None  # the second objective of a search --also study
+    pareto: Any = None  # with ``also``: Optuna's Pareto-front figure (plotly), metric against the cost
+    robust: list = field(default_factory=list)  # RobustRow of show --robust's re-runs, best mean first
 
     @property
     def minimize(self) -> bool:
@@ -167,10 +170,12 @@ def load_report_data(storage_url: str, study_name: str) -> ReportData:
         BadInput: no such study, not a tunekit study, or no complete trial yet (nothing to report).
     """
     from tunekit.study.records import is_surplus, state_counts
-    from tunekit.study.settings import best_trial, open_study
+    from tunekit.study.reruns import done_reruns, robust_rows
+    from tunekit.study.settings import best_trial, open_study, ranked_trials
     from tunekit.study.storage import open_storage
 
-    study, settings = open_study(open_storage(storage_url), study_name)
+    storage = open_storage(storage_url)
+    study, settings = open_study(storage, study_name)
     best = best_trial(study)
     if best is None:
         raise BadInput(
@@ -198,6 +203,9 @@ def load_report_data(storage_url: str, study_name: str) -> ReportData:
         best_yaml=_best_yaml(study_name, settings, best),
         export_command=_export_command(storage_url, study_name),
         importances=_importance_studies(study, frozen),
+        also=settings.also,
+        pareto=_pareto_figure(study, settings),
+        robust=robust_rows(ranked_trials(study), None, done_reruns(storage, study_name), settings.minimize),
     )
 
 
@@ -228,19 +236,20 @@ def quiet_small_regimes() -> Iterator[None]:
 
 
 def _view(trial: Any) -> TrialView:
-    from tunekit.study.records import describe, reason_of, recipe_of
+    from tunekit.study.objectives import metric_value
+    from tunekit.study.records import curve_of, describe, reason_of, recipe_of
 
     recipe = recipe_of(trial) or {}
     optimizer = recipe.get("optimizer") or {}
     return TrialView(
         number=trial.number,
         state=trial.state.name,
-        value=trial.value if trial.state.name == "COMPLETE" else None,
+        value=metric_value(trial) if trial.state.name == "COMPLETE" else None,
         family=optimizer.get("name") or trial.params.get("optimizer"),
         schedule=recipe.get("schedule"),
         lr=optimizer.get("lr"),
         max_steps=(recipe.get("training") or {}).get("max_steps"),
-        curve=sorted(trial.intermediate_values.items()),
+        curve=sorted(curve_of(trial).items()),
         reason=reason_of(trial),
         origin=_origin_label(trial),
         seconds=trial.duration.total_seconds() if trial.duration else 0.0,
@@ -271,7 +280,7 @@ def _best_yaml(study_name: str, settings: Any, best: Any) -> str:
     from tunekit.recipes import Recipe
     from tunekit.study.records import recipe_of
 
-    result = {"metric": settings.metric, "value": float(best.value), "study": study_name, "trial": best.number}
+    result = {"metric": settings.metric, "value": float(best.values[0]), "study": study_name, "trial": best.number}
     return replace(Recipe.from_dict(recipe_of(best), where=f"trial {best.number}'s recipe"), result=result).to_yaml()
 
 
@@ -282,6 +291,20 @@ def _export_command(storage_url: str, study_name: str) -> str:
 
     flag = "" if storage_url == DEFAULT_STORAGE else f" --storage {storage_url}"
     return f"tunekit export --study {study_name}{flag} -o {study_name}.yaml"
+
+
+def _pareto_figure(study: Any, settings: Any) -> Any:
+    """Optuna's Pareto-front plot of a search --also study (None with one objective)."""
+    if not settings.also:
+        return None
+    import optuna
+
+    from tunekit.study.objectives import COSTS
+
+    cost = COSTS[settings.also]
+    return optuna.visualization.plot_pareto_front(
+        study, target_names=[settings.metric, f"{cost.name} ({cost.unit})"], include_dominated_trials=True
+    )
 
 
 def _importance_studies(study: Any, trials: list) -> dict[str, Any]:
@@ -312,7 +335,11 @@ def _importance_studies(study: Any, trials: list) -> dict[str, Any]:
                 "that vary a parameter."
             )
             continue
-        sub = optuna.create_study(direction=study.direction)
-        sub.add_trials(members)
+        # the metric alone, also in a multi-objective study (search --also): importances for the metric
+        sub = optuna.create_study(direction=study.directions[0])
+        sub.add_trials(
+            optuna.trial.create_trial(params=t.params, distributions=t.distributions, value=t.values[0])
+            for t in members
+        )
         out[scope] = (sub, params)
     return out

@@ -43,6 +43,10 @@ def write_html(d: ReportData, path: Path, top: int) -> list[Path]:
         _section("Hyperparameter importances", _importances(d)),
         _section("Pruned and failed trials", _stopped(d)),
     ]
+    if d.pareto is not None:
+        body.insert(2, _section(f"Trade-off: {d.metric} against {d.also}", _figure("pareto-front", d.pareto)))
+    if d.robust:
+        body.insert(1, _section("Robust recipes (re-runs with new seeds)", _robust(d)))
     page = (
         f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<title>tunekit report: {_e(d.study)}</title><style>{_STYLE}</style>"
@@ -95,6 +99,20 @@ def _importances(d: ReportData) -> str:
         "<p class='note'>Optuna's default importance evaluator (PED-ANOVA) on complete trials; "
         "with few trials per value, read them as rough.</p>"
     ) + ("<div class='grid'>" + "".join(parts) + "</div>")
+
+
+def _robust(d: ReportData) -> str:
+    rows = "".join(
+        f"<tr><td>{rank}</td><td>{r.number}</td><td>{_e(r.label)}</td><td>{r.value:.4g}</td><td>{r.mean:.4g}</td>"
+        f"<td>{r.spread:.2g}</td><td>{len(r.reruns)}</td></tr>"
+        for rank, r in enumerate(d.robust, 1)
+    )
+    return (
+        "<table id='robust'><tr><th>rank</th><th>trial</th><th>recipe</th><th>trial value</th><th>mean</th>"
+        f"<th>spread (sd)</th><th>re-runs</th></tr>{rows}</table>"
+        f"<p class='note'>From <code>tunekit show --study {_e(d.study)} --robust</code>: the top trials retrained "
+        "with new seeds, ranked by the mean of the re-runs.</p>"
+    )
 
 
 def _stopped(d: ReportData) -> str:

@@ -49,6 +49,18 @@ def write_markdown(d: ReportData, path: Path, top: int) -> list[Path]:
         ),
         "",
     ]
+    if d.robust:
+        lines += [
+            "## Robust recipes (re-runs with new seeds)",
+            "",
+            "| rank | trial | recipe | trial value | mean | spread (sd) | re-runs |",
+            "|---|---|---|---|---|---|---|",
+            *(
+                f"| {i} | {r.number} | {r.label} | {r.value:.4g} | {r.mean:.4g} | {r.spread:.2g} | {len(r.reruns)} |"
+                for i, r in enumerate(d.robust, 1)
+            ),
+            "",
+        ]
     for name, png in pngs.items():
         lines += [f"## {_TITLES[name]}", "", f"![{name}]({png.name})", ""]
     notes = [f"- {scope}: {entry}" for scope, entry in d.importances.items() if isinstance(entry, str)]
