@@ -10,7 +10,16 @@ Optuna does not prune multi-objective studies (``Trial.report`` raises there). t
 pruning rule of single-objective studies on the first objective only: the same percentile, the
 same warm-up and start-up trials, at the same validation step, computed by
 :func:`should_prune_first_objective` from the other trials' intermediate values, which tunekit
-writes itself in this mode (``records.CURVE_ATTR``, read by :func:`tunekit.study.records.curve_of`).
+writes itself in this mode (``records.CURVE_ATTR``, read by :func:`tunekit.study.records.curve_of`;
+not Optuna's intermediate values: on a pruned trial those make Optuna 5.1's multi-objective TPE
+ask for ``study.direction``, which raises). The cost is never pruned on.
+
+The sampler stays ``study.sampling.make_sampler``'s TPE, which is multi-objective itself (MOTPE,
+Ozaki et al. 2020, https://doi.org/10.1145/3377930.3389817) and keeps what the single-objective
+search relies on: ``group=True`` for the conditional space (each family's own parameters), the
+queued prior predictions and ``constant_liar`` for parallel workers. NSGA-II would sample those
+conditional parameters independently at random and needs generations of many trials, more than a
+tunekit study runs.
 """
 
 from __future__ import annotations
