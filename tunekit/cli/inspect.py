@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tunekit.cli._options import accelerator_option, console, storage_flag, storage_option, study_option
+from tunekit.cli._options import console, storage_flag, storage_option, study_option
 
 
 @click.command()
@@ -55,7 +55,6 @@ def studies(storage: str | None) -> None:
 )
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="New seeds per trial.")
 @click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="Trials to re-run.")
-@accelerator_option
 def show(
     study_name: str,
     storage: str | None,
@@ -63,11 +62,10 @@ def show(
     robust: bool,
     seeds: int,
     top: int,
-    accelerator: str,
 ) -> None:
     """Show a study's trials with states and reasons, and its best recipe."""
     if robust:
-        _show_robust(study_name, storage, seeds, top, accelerator)
+        _show_robust(study_name, storage, seeds, top)  # trains on the study's stored device options
         return
     from rich.syntax import Syntax
 
@@ -143,13 +141,12 @@ def show(
     )
 
 
-def _show_robust(study_name: str, storage: str | None, seeds: int, top: int, accelerator: str) -> None:
+def _show_robust(study_name: str, storage: str | None, seeds: int, top: int) -> None:
     """The robust ranking of ``show --robust``: trained (or reused) by the application service."""
     from rich.table import Table
 
     from tunekit.service.robust import RobustRequest, robust_ranking
     from tunekit.study.storage import resolve_url
-    from tunekit.training.fit import RunOptions
     from tunekit.training.quiet import silence_lightning
 
     silence_lightning()
@@ -159,7 +156,7 @@ def _show_robust(study_name: str, storage: str | None, seeds: int, top: int, acc
         outcome = f"{value:.4g}" if value is not None else f"failed ({reason})"
         out.print(f"re-run of trial {number}, seed {seed}: {outcome}", highlight=False)
 
-    request = RobustRequest(study_name, resolve_url(storage), seeds, top, RunOptions(accelerator))
+    request = RobustRequest(study_name, resolve_url(storage), seeds, top)
     rows = robust_ranking(request, on_rerun)
     table = Table(title=f"study {study_name}: top {top} re-run with {seeds} new seeds, by mean")
     for col in ("rank", "trial", "recipe", "trial value", "mean", "spread (sd)", "re-runs"):

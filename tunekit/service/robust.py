@@ -37,7 +37,6 @@ class RobustRequest:
     url: str
     seeds: int = 3
     top: int = 3
-    options: RunOptions = RunOptions()
 
 
 def robust_ranking(
@@ -57,7 +56,7 @@ def robust_ranking(
 
     if request.seeds < 1 or request.top < 1:
         raise BadInput(f"--seeds and --top must be at least 1, got {request.seeds} and {request.top}.")
-    run = open_run(request.url, request.study_name, request.options)
+    run = open_run(request.url, request.study_name, RunOptions())  # no option given: the stored ones apply
     top = ranked_trials(run.study)[: request.top]
     if not top:
         raise BadInput(
@@ -87,7 +86,8 @@ def robust_ranking(
         trial.set_user_attr(ORIGIN_ATTR, rerun_of(t.number, seed).to_dict())
         trial.set_user_attr(RECIPE_ATTR, recipe.to_dict())
         try:
-            value = run_fit(recipe, run.script, run.settings.metric, options=request.options).value
+            # the study's stored device options (precision included), as its trials trained
+            value = run_fit(recipe, run.script, run.settings.metric, options=run.options).value
         except Exception as exc:  # noqa: BLE001 - the user's code: record this re-run as failed, go on
             trial.set_user_attr(REASON_ATTR, f"{type(exc).__name__}: {exc}"[:500])
             sibling.tell(trial, state=optuna.trial.TrialState.FAIL)
