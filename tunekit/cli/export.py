@@ -16,6 +16,12 @@ from tunekit.cli._options import console, output_option, storage_option, study_o
 @click.option("--trial", "which", default="best", show_default=True, metavar="best|N", help="Which trial to export.")
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Export the K best complete trials.")
 @click.option(
+    "--pareto",
+    is_flag=True,
+    help="Export the Pareto front of a search --also study (metric against cost), best metric first; "
+    "files NAME-1.yaml ... like --top.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["tunekit", "lightning"]),
@@ -23,14 +29,20 @@ from tunekit.cli._options import console, output_option, storage_option, study_o
     show_default=True,
     help="tunekit recipe, or a LightningCLI config (trainer settings + the UseRecipe callback).",
 )
-def export(study_name: str, storage: str | None, output: Path | None, which: str, top: int | None, fmt: str) -> None:
+def export(
+    study_name: str, storage: str | None, output: Path | None, which: str, top: int | None, pareto: bool, fmt: str
+) -> None:
     """Write the best (or a chosen) trial of a study as a versioned YAML recipe."""
     from tunekit.errors import BadInput
+    from tunekit.study.objectives import pareto_front
     from tunekit.study.settings import best_trial, open_study, ranked_trials
     from tunekit.study.storage import open_storage, resolve_url
 
     study, settings = open_study(open_storage(resolve_url(storage)), study_name)
-    if top is not None:
+    if pareto:
+        _check_pareto(study, settings)
+        trials = pareto_front(study)[:top]
+    elif top is not None:
         trials = ranked_trials(study)[:top]
     elif which == "best":
         best = best_trial(study)
@@ -51,7 +63,7 @@ def export(study_name: str, storage: str | None, output: Path | None, which: str
         return
     paths = (
         [output]
-        if len(texts) == 1 and top is None
+        if len(texts) == 1 and top is None and not pareto
         else [output.with_name(f"{output.stem}-{i}{output.suffix or '.yaml'}") for i in range(1, len(texts) + 1)]
     )
     for path, text in zip(paths, texts, strict=True):
@@ -63,16 +75,35 @@ def _recipe_text(study: object, settings: object, trial: object, fmt: str) -> st
     from dataclasses import replace
 
     from tunekit.recipes import Recipe
+    from tunekit.study.objectives import cost_value, metric_value
     from tunekit.study.records import recipe_of
 
-    result = {"metric": settings.metric, "value": float(trial.value), "study": study.study_name, "trial": trial.number}
+    result = {
+        "metric": settings.metric,
+        "value": float(metric_value(trial)),
+        "study": study.study_name,
+        "trial": trial.number,
+    }
+    if settings.also:  # the trial's cost in a search --also study
+        result[settings.also] = float(cost_value(trial))
     recipe = replace(Recipe.from_dict(recipe_of(trial), where=f"trial {trial.number}'s recipe"), result=result)
-    origin = f"study {study.study_name}, trial {trial.number} ({settings.metric}={trial.value:.6g})"
+    origin = f"study {study.study_name}, trial {trial.number} ({settings.metric}={metric_value(trial):.6g})"
     if fmt == "lightning":
         return _lightning_config(recipe, origin, settings.script)
     return recipe.to_yaml(
         header=f"tunekit recipe from {origin}.\nReproduce: tunekit train THIS_FILE {settings.script.path}"
     )
+
+
+def _check_pareto(study: object, settings: object) -> None:
+    """Raises BadInput when ``study`` has one objective (no Pareto front)."""
+    from tunekit.errors import BadInput
+
+    if not settings.also:
+        raise BadInput(
+            f"study '{study.study_name}' has one objective, so it has no Pareto front; "
+            "search with --also seconds or --also peak_memory, or export --top K."
+        )
 
 
 def _lightning_config(recipe: object, origin: str, script: object) -> str:

@@ -95,6 +95,13 @@ jobs_option = click.option(
     default=None,
     help="LightningCLI config (YAML) with the model and data arguments; --model-arg/--data-arg override it.",
 )
+@click.option(
+    "--also",
+    default=None,
+    metavar="seconds|peak_memory",
+    help="A second objective, minimized beside the metric: wall seconds per trial, or peak memory (CUDA "
+    "max_memory_allocated on GPU, peak RSS on CPU). Pruning then applies to the metric alone; see the README.",
+)
 @device_options
 @jobs_option
 @script_options

@@ -17,6 +17,7 @@ from tunekit.errors import BadInput
 from tunekit.search_spaces.catalog import default_optimizers, default_schedules
 from tunekit.search_spaces.space import SearchSpace, SpaceConfig, load_space_file, parse_names
 from tunekit.study.coordination import DEFAULT_TRIALS, remaining_trials
+from tunekit.study.objectives import check_also
 from tunekit.study.records import counted_trials
 from tunekit.study.settings import StudySettings, create_or_continue, open_study
 from tunekit.study.storage import is_sqlite, open_storage, reap_dead_workers, sqlite_path
@@ -52,6 +53,7 @@ class SearchRequest:
     given: frozenset[str] = frozenset()
     config: Path | None = None  # a LightningCLI config: model and data arguments (issue #15)
     run_given: frozenset[str] = frozenset()  # RunOptions fields the user typed; the others keep a study's stored ones
+    also: str | None = None  # a second objective, "seconds" or "peak_memory" (tunekit.study.objectives)
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,7 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
     from tunekit.training.fit import check_script
 
     check_jobs(request.jobs, request.url, request.options)
+    check_also(request.also)
     optimizer_names = parse_names(request.optimizers, "optimizers") or default_optimizers()
     schedule_names = parse_names(request.schedules, "schedules") or default_schedules()
     overrides = load_space_file(request.space_file) if request.space_file else {}
@@ -180,7 +183,13 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
     )
     space = SearchSpace(config)  # validates the space before anything is written
     settings = StudySettings(
-        spec, request.metric, request.direction, config, chosen_prior.record, run=request.options.to_dict()
+        spec,
+        request.metric,
+        request.direction,
+        config,
+        chosen_prior.record,
+        run=request.options.to_dict(),
+        also=request.also,
     )
     store = open_storage(request.url)
     check_script(loaded, request.metric, space.first_recipe(batch), request.options, batch)
@@ -310,6 +319,7 @@ OPTION_OF_SETTING = {
     "evaluations": "--evaluations",
     "prior": "--prior",
     "precision": "--precision",
+    "also": "--also",
 }
 
 

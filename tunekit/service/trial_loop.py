@@ -35,7 +35,9 @@ from tunekit.study.coordination import (
     sampler_seed,
     wait_for_place,
 )
+from tunekit.study.objectives import should_prune_first_objective
 from tunekit.study.records import (
+    CURVE_ATTR,
     INTERRUPTED,
     PROGRESS_ATTR,
     REASON_ATTR,
@@ -49,6 +51,7 @@ from tunekit.study.records import (
 from tunekit.study.sampling import make_pruner, make_sampler
 from tunekit.study.settings import StudySettings
 from tunekit.study.storage import record_heartbeat
+from tunekit.training import peak_memory
 from tunekit.training.fit import RunOptions
 from tunekit.training.script import LoadedScript
 
@@ -136,7 +139,12 @@ def run_search(
     me = worker_name()
     ran: list[int] = []  # numbers of the trials this process ran
 
-    def objective(trial: optuna.Trial) -> float:
+    # search --also: two objectives; Optuna does not prune those, so the metric's curve is stored
+    # by tunekit (CURVE_ATTR) and pruned by the same rule on the metric alone (study.objectives).
+    also = settings.also
+    max_steps = settings.space.max_steps
+
+    def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         ran.append(trial.number)
         # Optuna's heartbeat thread records its first beat whenever it gets the GIL and the database
         # lock; a worker killed before that leaves a RUNNING trial with no beat at all, which the
@@ -159,14 +167,24 @@ def run_search(
                 trial.set_user_attr(PROGRESS_ATTR, {"step": step, "total": total})
 
         # Steps at the default batch (issue #10): trials of other batch sizes run max_steps * default / B
-        # steps, so the pruner compares them at equal samples, not equal steps.
+        # steps, so trials are compared at equal samples, not equal steps.
         at_default = [1.0, settings.space.max_steps]
+        curve: dict[int, float] = {}
+
+        def should_prune(step: int, value: float) -> bool:
+            step = round(step * at_default[0])
+            if also is None:
+                trial.report(value, step)
+                return trial.should_prune()
+            curve[step] = value
+            trial.set_user_attr(CURVE_ATTR, curve)
+            return should_prune_first_objective(study, step, list(curve.values()), max_steps)
 
         def on_eval(step: int, value: float) -> None:
-            trial.report(value, round(step * at_default[0]))
+            prune = should_prune(step, value)
             view.evaluated(step, value)
             # The last evaluation ends the trial: it completes with that value, never pruned at the line.
-            if step < at_default[1] and trial.should_prune():
+            if step < at_default[1] and prune:
                 raise optuna.TrialPruned(f"pruned at step {step} ({settings.metric}={value:.4g}, in the worst quarter)")
 
         try:
@@ -175,6 +193,8 @@ def run_search(
                 at_default[:] = [settings.space.max_steps / recipe.training.max_steps, recipe.training.max_steps]
             trial.set_user_attr(RECIPE_ATTR, recipe.to_dict())
             view.trial_started(trial.number, recipe)
+            if also == "peak_memory":
+                peak_memory.start()
             result = run_fit(
                 recipe,
                 script,
@@ -209,7 +229,9 @@ def run_search(
         if not math.isfinite(result.value):
             trial.set_user_attr(REASON_ATTR, f"diverged at step {result.steps}")
             raise optuna.TrialPruned(f"diverged at step {result.steps}")
-        return result.value
+        if also is None:
+            return result.value
+        return result.value, {"seconds": lambda: result.seconds, "peak_memory": peak_memory.peak_mib}[also]()
 
     def stop_when_broken(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         counted = [t for t in study.get_trials(deepcopy=False) if counts_toward_target(t)]
