@@ -36,9 +36,11 @@ class RunOptions:
     """
 
     accelerator: str = "auto"
+    devices: int = 1
+    strategy: str = "auto"
 
     def trainer_kwargs(self) -> dict[str, Any]:
-        return {"accelerator": self.accelerator, "devices": 1}
+        return {"accelerator": self.accelerator, "devices": self.devices, "strategy": self.strategy}
 
 
 CHECK_OPTIONS = RunOptions(accelerator="cpu")  # the pre-study check is one batch: never worth a GPU
@@ -77,8 +79,27 @@ def fit_to_the_end(trainer: Any, model: Any, data: Any, reporter: Any) -> None:
     """Fit, then validate once more if the last validation did not fall on the final step."""
     kwargs: dict[str, Any] = {"datamodule": data} if data is not None else {}
     trainer.fit(model, **kwargs)
+    fit_to_the_end_validation(trainer, model, kwargs, reporter)
+
+
+def fit_to_the_end_validation(trainer: Any, model: Any, kwargs: dict[str, Any], reporter: Any) -> None:
+    """The last validation, when the last one during ``fit`` did not fall on the final step."""
     if not reporter.history or reporter.history[-1][0] != trainer.global_step:
         trainer.validate(model, verbose=False, **kwargs)
+
+
+def rank_and_world(options: RunOptions) -> tuple[int, int] | None:
+    """(rank, world size) when this process is a rank of a multi-device trial, else None.
+
+    The process group is started by ``tunekit.training.ranks`` before any trial, never by Lightning.
+    """
+    if options.devices == 1:
+        return None
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError("a multi-device trial runs inside the rank group of tunekit.training.ranks")
+    return dist.get_rank(), dist.get_world_size()
 
 
 def run_fit(
@@ -110,7 +131,7 @@ def run_fit(
     silence_lightning()
     import lightning.pytorch as pl
 
-    from tunekit.training.callbacks import DivergenceGuard, EvalReporter, ScheduleFreeSwitch, StepHook
+    from tunekit.training.callbacks import DivergenceGuard, EvalReporter, Interrupted, ScheduleFreeSwitch, StepHook
     from tunekit.training.use_recipe import UseRecipe
 
     options = options or RunOptions(accelerator or "auto")
@@ -122,8 +143,25 @@ def run_fit(
 
     use_recipe = UseRecipe(recipe)
     use_recipe.install(model)  # before fit: the script need not define configure_optimizers at all
-    reporter = EvalReporter(metric, on_eval)
-    callbacks: list = [use_recipe, DivergenceGuard(), StepHook(on_step, should_stop), reporter]
+    ranks = rank_and_world(options)
+    if ranks is None:
+        reporter = EvalReporter(metric, on_eval)
+        callbacks: list = [use_recipe, DivergenceGuard(), StepHook(on_step, should_stop), reporter]
+        shared: dict[str, Any] = {}
+    else:  # one rank of a tunekit-launched DDP trial (training/ranks.py): decisions shared by all ranks
+        from tunekit.training.distributed import (
+            ReplayRng,
+            SharedEvalReporter,
+            SharedStepGuard,
+            ddp_settings,
+            shard_loaders,
+        )
+
+        shard_loaders(data if data is not None else model, *ranks)
+        reporter = SharedEvalReporter(metric, on_eval)
+        guard = SharedStepGuard(should_stop, Interrupted)
+        callbacks = [ReplayRng(), use_recipe, guard, StepHook(on_step, None), reporter]
+        shared = ddp_settings()
     if recipe.schedule_free:
         callbacks.append(ScheduleFreeSwitch())
     trainer = make_trainer(
@@ -132,8 +170,17 @@ def run_fit(
         **budget_settings(t.max_steps, t.validation_interval),
         accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=t.gradient_clip_val or None,
+        **shared,
     )
-    fit_to_the_end(trainer, model, data, reporter)
+    if ranks is None:
+        fit_to_the_end(trainer, model, data, reporter)
+    else:
+        kwargs: dict[str, Any] = {"datamodule": data} if data is not None else {}
+        trainer.fit(model, **kwargs)
+        stop = guard.stop or reporter.stop
+        if stop is not None:
+            raise stop  # on every rank, after the same step
+        fit_to_the_end_validation(trainer, model, kwargs, reporter)
     return FitResult(
         value=reporter.history[-1][1],
         history=list(reporter.history),
