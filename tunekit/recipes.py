@@ -6,7 +6,9 @@ is read with ``yaml.safe_load``: loading one cannot run code. Format::
     tunekit_recipe: 1
     optimizer: {name: adamw, lr: 3.0e-3, betas: [0.9, 0.95], weight_decay: 0.1}
     schedule: {name: wsd, warmup_fraction: 0.05, decay_fraction: 0.2, decay_shape: 1-sqrt}
-    training: {max_steps: 2000, batch_size: 64, gradient_clip_val: 1.0, seed: 0, evaluations: 4}
+    training: {max_steps: 2000, batch_size: 64, gradient_clip_val: 1.0, seed: 0, evaluations: 4,
+               devices: 2, strategy: ddp, precision: bf16-mixed,  # issue #11; absent: 1, auto, 32-true
+               batch_size_per_device: 32, global_batch_size: 64}  # derived, written when not batch_size
     prior: {...}     # optional: the scaling-law prediction the search was centred on
     result: {...}    # optional: metric, value, study, trial
 """
@@ -24,6 +26,7 @@ from tunekit.search_spaces.catalog import get_family, get_schedule
 from tunekit.yaml_files import read_yaml
 
 RECIPE_VERSION = 1
+DEFAULT_PRECISION = "32-true"  # Lightning's default; recipes written before issue #11 trained with it
 SECTIONS = ("tunekit_recipe", "optimizer", "schedule", "training", "prior", "result")
 
 
@@ -65,7 +68,15 @@ class ScheduleSection:
 
 @dataclass(frozen=True)
 class TrainingSection:
-    """The budget and the loop settings. ``max_steps`` is the one budget: optimizer steps."""
+    """The budget and the loop settings. ``max_steps`` is the one budget: optimizer steps.
+
+    Batch sizes (issue #11): ``batch_size`` is the DataModule's ``batch_size``, the samples of one
+    forward/backward pass summed over all ``devices``; each device sees ``batch_size_per_device =
+    batch_size / devices`` of them, and one optimizer step sees ``global_batch_size =
+    batch_size_per_device x devices x accumulate_grad_batches``. So the same recipe on 1 or 8
+    devices is the same experiment. ``devices``, ``strategy`` and ``precision`` are where the trial
+    ran (Lightning's names), so ``tunekit train`` runs it the same way.
+    """
 
     max_steps: int
     batch_size: int | None = None
@@ -73,6 +84,9 @@ class TrainingSection:
     seed: int = 0
     evaluations: int = 4
     accumulate_grad_batches: int = 1
+    devices: int = 1
+    strategy: str = "auto"
+    precision: str = DEFAULT_PRECISION
 
     def __post_init__(self) -> None:
         """Raises BadInput naming the field (``training.max_steps must be at least 1, got 0.``)."""
@@ -82,11 +96,16 @@ class TrainingSection:
             if isinstance(value, bool) or not isinstance(value, types):
                 names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
                 raise BadInput(f"training.{f.name} must be {names}, got {value!r}.")
-        for key in ("max_steps", "evaluations", "accumulate_grad_batches"):
+        for key in ("max_steps", "evaluations", "accumulate_grad_batches", "devices"):
             if getattr(self, key) < 1:
                 raise BadInput(f"training.{key} must be at least 1, got {getattr(self, key)}.")
         if self.batch_size is not None and self.batch_size < 1:
             raise BadInput(f"training.batch_size must be at least 1, got {self.batch_size}.")
+        if self.batch_size is not None and self.batch_size % self.devices:
+            raise BadInput(
+                f"training.batch_size {self.batch_size} does not split evenly over {self.devices} devices; "
+                f"use a multiple of {self.devices}."
+            )
         clip = self.gradient_clip_val
         if clip is not None and (clip < 0 or not math.isfinite(clip)):
             raise BadInput(f"training.gradient_clip_val must be a non-negative number or null, got {clip}.")
@@ -96,9 +115,30 @@ class TrainingSection:
         """Training batches between validations: ``evaluations`` evenly spaced points of the budget."""
         return max(1, self.max_steps // self.evaluations) * self.accumulate_grad_batches
 
-    def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+    @property
+    def batch_size_per_device(self) -> int | None:
+        return None if self.batch_size is None else self.batch_size // self.devices
 
+    @property
+    def global_batch_size(self) -> int | None:
+        """Samples per optimizer step over all devices and accumulated batches."""
+        per = self.batch_size_per_device
+        return None if per is None else per * self.devices * self.accumulate_grad_batches
+
+    def to_dict(self) -> dict:
+        """All fields; those of issue #11 only where they are not the defaults, so a recipe of one
+        device reads as every recipe written before it (and old studies export unchanged)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, default in DEVICE_DEFAULTS.items():
+            if out[name] == default:
+                del out[name]
+        if self.global_batch_size != self.batch_size:
+            out.update({name: getattr(self, name) for name in DERIVED_TRAINING})
+        return out
+
+
+DEVICE_DEFAULTS = {"devices": 1, "strategy": "auto", "precision": DEFAULT_PRECISION}
+DERIVED_TRAINING = ("batch_size_per_device", "global_batch_size")  # written, checked on reading, never set
 
 _TRAINING_TYPES: dict[str, tuple[type, ...]] = {
     "max_steps": (int,),
@@ -107,6 +147,9 @@ _TRAINING_TYPES: dict[str, tuple[type, ...]] = {
     "seed": (int,),
     "evaluations": (int,),
     "accumulate_grad_batches": (int,),
+    "devices": (int,),
+    "strategy": (str,),
+    "precision": (str,),
 }
 
 
@@ -224,15 +267,23 @@ def load_recipe(path: str | Path) -> Recipe:
 
 def _training(where: str, section: dict) -> TrainingSection:
     known = [f.name for f in fields(TrainingSection)]
-    unknown = set(section) - set(known)
+    unknown = set(section) - set(known) - set(DERIVED_TRAINING)
     if unknown:
         raise BadInput(f"{where}: training has unknown field(s) {sorted(unknown)}; valid: {', '.join(known)}.")
     if "max_steps" not in section:
         raise BadInput(f"{where}: training.max_steps is missing; give it as an integer.")
+    derived = {name: section.pop(name) for name in DERIVED_TRAINING if name in section}
     try:
-        return TrainingSection(**section)
+        training = TrainingSection(**section)
     except BadInput as exc:
         raise BadInput(f"{where}: {exc}") from None
+    for name, value in derived.items():
+        if value != getattr(training, name):
+            raise BadInput(
+                f"{where}: training.{name} is {value}, but batch_size, devices and accumulate_grad_batches give "
+                f"{getattr(training, name)}; fix or delete training.{name}."
+            )
+    return training
 
 
 def _plain(value: Any) -> Any:

@@ -31,7 +31,8 @@ def request(script, storage_url, **kw) -> SearchRequest:
 
 
 def test_the_model_is_built_once_before_the_study(write_script, storage_url):
-    """Prior measurement, --max-epochs and the one-batch check share one module (issue #13)."""
+    """Prior measurement and --max-epochs share one module on the meta device (issues #13, #11);
+    the one-batch check builds the one real module."""
     script = write_script(COUNTING)
     prepared, n_trials = prepare_search(
         request(
@@ -41,7 +42,9 @@ def test_the_model_is_built_once_before_the_study(write_script, storage_url):
         )
     )
     module = sys.modules[prepared.script.model_cls.__module__]
-    assert module.BUILT == 1
+    assert module.BUILT == 2
+    shapes_only, _ = prepared.script.probe(16)
+    assert {p.device.type for p in shapes_only.parameters()} == {"meta"}
     assert n_trials == 20 and prepared.settings.space.max_steps == 28  # 448 samples / batch 16
     assert prepared.space.config == prepared.settings.space
 

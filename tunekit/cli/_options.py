@@ -74,6 +74,49 @@ accelerator_option = click.option(
     "--accelerator", default="auto", show_default=True, help="Lightning accelerator (cpu, gpu, auto)."
 )
 
+
+def device_options(fn: Callable) -> Callable:
+    """--accelerator/--devices/--strategy/--precision: where each run trains (issue #11).
+
+    Read them with ``run_options``; a study or recipe keeps the values of those not typed.
+    """
+    for decorator in reversed(
+        [
+            accelerator_option,
+            click.option(
+                "--devices", type=click.IntRange(min=1), default=1, show_default=True, help="Devices per trial."
+            ),
+            click.option(
+                "--strategy",
+                default="auto",
+                show_default=True,
+                help="Lightning strategy of a multi-device trial (ddp, fsdp, deepspeed, auto).",
+            ),
+            click.option(
+                "--precision",
+                default="32-true",
+                show_default=True,
+                help="Lightning precision (bf16-mixed, 16-mixed, 32-true, 64-true, ...); part of the experiment.",
+            ),
+        ]
+    ):
+        fn = decorator(fn)
+    return fn
+
+
+DEVICE_OPTIONS = ("accelerator", "devices", "strategy", "precision")
+
+
+def run_options(ctx: click.Context, options: dict) -> tuple[Any, frozenset[str]]:
+    """The validated ``RunOptions`` of the ``device_options`` values (taken out of ``options``), and
+    the names of those the user typed."""
+    from tunekit.training.fit import RunOptions
+
+    values = {name: options.pop(name) for name in DEVICE_OPTIONS}
+    typed = given_options(ctx)
+    return RunOptions.parse(**values), frozenset(n for n in DEVICE_OPTIONS if f"--{n}" in typed)
+
+
 max_steps_option = click.option(
     "--max-steps",
     type=click.IntRange(min=1),

@@ -8,11 +8,12 @@ from typing import Any
 import click
 
 from tunekit.cli._options import (
-    accelerator_option,
     console,
+    device_options,
     given_options,
     max_steps_option,
     prior_option,
+    run_options,
     script_options,
     script_spec,
     storage_flag,
@@ -88,31 +89,25 @@ jobs_option = click.option(
     show_default=True,
     help="Validations per trial (reported for pruning).",
 )
-@accelerator_option
+@device_options
 @jobs_option
 @script_options
 @click.pass_context
-def search(
-    ctx: click.Context,
-    script: Path,
-    study_name: str | None,
-    storage: str | None,
-    accelerator: str,
-    **settings: Any,
-) -> None:
+def search(ctx: click.Context, script: Path, study_name: str | None, storage: str | None, **settings: Any) -> None:
     """Run (or continue) a study on SCRIPT, a Python file with a LightningModule."""
     from tunekit.service.search import SearchRequest, prepare_search, settings_given
     from tunekit.study.storage import resolve_url
-    from tunekit.training.fit import RunOptions
 
-    # Besides the script options, the options (--trials, --max-steps, ..., --jobs) are named as
-    # SearchRequest's fields.
+    options, run_given = run_options(ctx, settings)
+    # Besides the script and device options, the options (--trials, --max-steps, ..., --jobs) are
+    # named as SearchRequest's fields.
     request = SearchRequest(
         script=script_spec(script, settings),
         study_name=study_name or script.stem,
         url=resolve_url(storage),
-        options=RunOptions(accelerator),
+        options=options,
         given=settings_given(given_options(ctx)),
+        run_given=run_given,
         **settings,
     )
     prepared, n_trials = prepare_search(request)
@@ -129,17 +124,24 @@ def search(
     help="Run this many more trials instead of finishing the stored target.",
 )
 @timeout_option
-@accelerator_option
+@device_options
 @jobs_option
+@click.pass_context
 def resume(
-    study_name: str, storage: str | None, trials: int | None, timeout: float | None, accelerator: str, jobs: int
+    ctx: click.Context,
+    study_name: str,
+    storage: str | None,
+    trials: int | None,
+    timeout: float | None,
+    jobs: int,
+    **device: Any,
 ) -> None:
-    """Continue a study from the settings stored in its database."""
+    """Continue a study from the settings stored in its database (device options too, unless given)."""
     from tunekit.service.search import ResumeRequest, prepare_resume
     from tunekit.study.storage import resolve_url
-    from tunekit.training.fit import RunOptions
 
-    request = ResumeRequest(study_name, resolve_url(storage), trials, timeout, jobs, RunOptions(accelerator))
+    options, run_given = run_options(ctx, device)
+    request = ResumeRequest(study_name, resolve_url(storage), trials, timeout, jobs, options, run_given)
     prepared = prepare_resume(request)
     if trials is None and prepared.remaining == 0:
         console().print(

@@ -50,6 +50,7 @@ class SearchRequest:
     jobs: int = 1
     options: RunOptions = field(default_factory=RunOptions)
     given: frozenset[str] = frozenset()
+    run_given: frozenset[str] = frozenset()  # RunOptions fields the user typed; the others keep a study's stored ones
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class ResumeRequest:
     timeout: float | None = None
     jobs: int = 1
     options: RunOptions = field(default_factory=RunOptions)
+    run_given: frozenset[str] = frozenset()  # RunOptions fields the user typed; the others are the study's
 
 
 @dataclass
@@ -136,7 +138,7 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
     from tunekit.priors import make_prior
     from tunekit.training.fit import check_script
 
-    check_jobs(request.jobs, request.url)
+    check_jobs(request.jobs, request.url, request.options)
     optimizer_names = parse_names(request.optimizers, "optimizers") or default_optimizers()
     schedule_names = parse_names(request.schedules, "schedules") or default_schedules()
     overrides = load_space_file(request.space_file) if request.space_file else {}
@@ -162,18 +164,22 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         evaluations=request.evaluations,
     )
     space = SearchSpace(config)  # validates the space before anything is written
-    settings = StudySettings(request.script, request.metric, request.direction, config, chosen_prior.record)
+    settings = StudySettings(
+        request.script, request.metric, request.direction, config, chosen_prior.record, run=request.options.to_dict()
+    )
     store = open_storage(request.url)
-    check_script(loaded, request.metric, batch)
+    check_script(loaded, request.metric, batch, request.options)
+    if "precision" in request.run_given:
+        given.add("precision")
     study, settings = create_or_continue(store, request.study_name, settings, given, spell=spell_setting)
+    # Device options not typed keep the study's stored ones; typed ones apply to this run only.
+    options = RunOptions.from_dict(settings.run).overridden(request.options, request.run_given)
     # A continued study runs with its stored settings (options not given keep their stored values).
     if settings.script != request.script:
         loaded = load_script(settings.script)
     if settings.space != config:
         space = SearchSpace(settings.space)
-    prepared = PreparedRun(
-        request.url, store, study, settings, loaded, space, request.options, request.timeout, request.jobs
-    )
+    prepared = PreparedRun(request.url, store, study, settings, loaded, space, options, request.timeout, request.jobs)
     return prepared, request.trials or DEFAULT_TRIALS
 
 
@@ -181,20 +187,42 @@ def prepare_resume(request: ResumeRequest) -> PreparedRun:
     """Open a study to continue it from its stored settings.
 
     Raises:
-        BadInput: no such study, ``--jobs`` cannot be used here, or the study's script is gone.
+        BadInput: no such study, ``--jobs`` cannot be used here, the study's script is gone, or
+            ``--precision`` differs from the study's (it changes the results).
     """
-    check_jobs(request.jobs, request.url)
-    return open_run(request.url, request.study_name, request.options, request.timeout, request.jobs)
+    prepared = open_run(
+        request.url, request.study_name, request.options, request.timeout, request.jobs, request.run_given
+    )
+    stored = RunOptions.from_dict(prepared.settings.run).precision
+    if "precision" in request.run_given and request.options.precision != stored:
+        raise BadInput(
+            f"study '{request.study_name}' was created with --precision {stored}, not {request.options.precision}; "
+            "resume with the same precision, or start a new --study with tunekit search."
+        )
+    check_jobs(request.jobs, request.url, prepared.options)
+    return prepared
 
 
-def open_run(url: str, name: str, options: RunOptions, timeout: float | None = None, jobs: int = 1) -> PreparedRun:
+def open_run(
+    url: str,
+    name: str,
+    options: RunOptions,
+    timeout: float | None = None,
+    jobs: int = 1,
+    given: frozenset[str] | tuple[str, ...] = RunOptions.FIELDS,
+) -> PreparedRun:
     """The ``PreparedRun`` of an existing study (``resume``, and every ``--jobs`` worker process).
+
+    Args:
+        given: the fields of ``options`` that replace the study's stored device options (a worker
+            is given all of them by its parent; ``resume`` those the user typed).
 
     Raises:
         BadInput: no such study, or its script no longer exists.
     """
     store = open_storage(url)
     study, settings = open_study(store, name)
+    options = RunOptions.from_dict(settings.run).overridden(options, frozenset(given))
     reap_dead_workers(study)
     if not Path(settings.script.path).is_file():
         raise BadInput(
@@ -205,23 +233,34 @@ def open_run(url: str, name: str, options: RunOptions, timeout: float | None = N
     )
 
 
-def check_jobs(jobs: int, url: str) -> None:
-    """Refuse more workers than cores, or workers that cannot share the storage.
+def check_jobs(jobs: int, url: str, options: RunOptions | None = None) -> None:
+    """Refuse what this version cannot run: more workers (or CPU ranks) than cores or GPUs, workers
+    that cannot share the storage, a multi-device strategy tunekit cannot launch.
 
     Raises:
-        BadInput: ``--jobs`` exceeds the cores, or the storage is in-memory SQLite.
+        BadInput: ``--devices`` above 1 with such a strategy, ``--jobs`` x ``--devices`` exceeds the
+            visible GPUs (on a GPU accelerator) or, on the CPU, the cores, ``--jobs`` exceeds the
+            cores, or the storage is in-memory SQLite.
     """
-    from tunekit.service.workers import available_cores
+    from tunekit.service.workers import available_cores, worker_gpus
+    from tunekit.training.fit import check_multi_device
 
-    if jobs == 1:
-        return
+    options = options or RunOptions()
+    check_multi_device(options)
+    on_cpu = worker_gpus(jobs, options) is None  # refuses too few GPUs
     cores = available_cores()
+    processes = jobs * (options.devices if on_cpu else 1)
+    if processes > cores and processes > jobs:
+        raise BadInput(
+            f"--jobs {jobs} --devices {options.devices} trains on {processes} CPU processes, more than the "
+            f"{cores} core(s) here; each needs a core of its own, so lower --jobs or --devices."
+        )
     if jobs > cores:
         raise BadInput(
             f"--jobs {jobs} is more than the {cores} CPU core(s) here; each worker needs a core of its own, "
             f"so use --jobs {cores} or fewer."
         )
-    if is_sqlite(url) and sqlite_path(url) is None:
+    if jobs > 1 and is_sqlite(url) and sqlite_path(url) is None:
         raise BadInput("--jobs needs a storage the workers can share; give a file (sqlite:///FILE) or a server URL.")
 
 
@@ -248,6 +287,7 @@ OPTION_OF_SETTING = {
     "seed": "--seed",
     "evaluations": "--evaluations",
     "prior": "--prior",
+    "precision": "--precision",
 }
 
 

@@ -174,7 +174,7 @@ def run_search(
                 raise optuna.TrialPruned(f"pruned at step {step} ({settings.metric}={value:.4g}, in the worst quarter)")
 
         try:
-            recipe = replace(space.sample(trial), prior=settings.prior)
+            recipe = options.stamp(replace(space.sample(trial), prior=settings.prior))
             trial.set_user_attr(RECIPE_ATTR, recipe.to_dict())
             view.trial_started(trial.number, recipe)
             result = train(recipe, on_eval=on_eval, on_step=on_step, should_stop=flag.requested)

@@ -26,7 +26,7 @@ def worker_main(request: WorkerRequest) -> int:
     torch.set_num_threads(request.threads)
     code, message = EXIT_OK, ""
     try:
-        prepared = open_run(resolve_url(None), request.study, RunOptions(request.accelerator), request.timeout)
+        prepared = open_run(resolve_url(None), request.study, RunOptions.from_dict(request.options), request.timeout)
         outcome = prepared.run_here(QuietView(), worker=request.index, parent_pid=request.parent)
         code = EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
     except TunekitError as exc:

@@ -11,6 +11,11 @@ Threads: each worker gets ``cores // N`` torch threads (``OMP_NUM_THREADS``/``MK
 its environment before torch is imported, then ``torch.set_num_threads``); by default every worker
 would start one thread per core and they would oversubscribe the machine (8-10x slower on 2 cores).
 
+GPUs (issue #11): on a GPU accelerator each worker sees only its own ``--devices`` GPUs: the visible
+ones (``CUDA_VISIBLE_DEVICES``, else all of ``torch.cuda.device_count()``) cut into consecutive
+slices, passed as its ``CUDA_VISIBLE_DEVICES`` (``partition_devices``). Written from the CUDA
+documentation; not yet run on a GPU.
+
 Signals: the workers run in their own session, so a Ctrl-C in the terminal reaches only the parent,
 which passes each Ctrl-C on once. A worker whose parent is gone (kill -9) stops at its next batch
 as if interrupted. A worker that dies leaves its trial RUNNING; the others fail and retry it once
@@ -82,6 +87,43 @@ def threads_per_worker(jobs: int) -> int:
     return max(1, available_cores() // jobs)
 
 
+def partition_devices(visible: list[str], jobs: int, devices: int) -> list[str]:
+    """Each worker's ``CUDA_VISIBLE_DEVICES``: consecutive slices of ``devices`` of the ``visible`` ids.
+
+    The ids are kept as given (indices, ``GPU-<uuid>`` or MIG ids), and a worker's own ranks
+    number its slice from 0.
+
+    Raises:
+        BadInput: ``jobs * devices`` is more than ``len(visible)``.
+    """
+    if jobs * devices > len(visible):
+        raise BadInput(
+            f"--jobs {jobs} --devices {devices} needs {jobs * devices} GPUs, but {len(visible)} are visible; "
+            "lower --jobs or --devices."
+        )
+    return [",".join(visible[i * devices : (i + 1) * devices]) for i in range(jobs)]
+
+
+def worker_gpus(jobs: int, options: RunOptions) -> list[str] | None:
+    """The workers' ``CUDA_VISIBLE_DEVICES`` when the trials run on GPUs, else None (CPU: threads only).
+
+    Raises:
+        BadInput: too few visible GPUs for ``jobs`` workers of ``options.devices`` each.
+    """
+    if options.accelerator not in ("gpu", "cuda", "auto"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        if options.accelerator == "auto":
+            return None
+        visible: list[str] = []
+    else:
+        listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+        visible = listed.split(",") if listed else [str(i) for i in range(torch.cuda.device_count())]
+    return partition_devices(visible, jobs, options.devices)
+
+
 @dataclass
 class WorkersOutcome:
     interrupted: bool
@@ -98,7 +140,7 @@ class WorkerRequest:
     threads: int
     parent: int
     result: str
-    accelerator: str
+    options: dict  # RunOptions.to_dict()
     timeout: float | None
 
     def to_json(self) -> str:
@@ -144,6 +186,7 @@ def run_workers(
     """
     threads = threads_per_worker(jobs)
     env = {**os.environ, STORAGE_ENV: url, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    gpus = worker_gpus(jobs, options)
     folder = Path(tempfile.mkdtemp(prefix="tunekit-workers-"))
     workers: list[_Worker] = []
     failure: tuple[int, str] | None = None
@@ -159,12 +202,13 @@ def run_workers(
             for index in range(1, jobs + 1):
                 log, result = folder / f"worker-{index}.log", folder / f"worker-{index}.json"
                 request = WorkerRequest(
-                    study.study_name, index, threads, os.getpid(), str(result), options.accelerator, timeout
+                    study.study_name, index, threads, os.getpid(), str(result), options.to_dict(), timeout
                 )
                 command = [sys.executable, "-m", "tunekit.service.worker_process", request.to_json()]
+                own = {"CUDA_VISIBLE_DEVICES": gpus[index - 1]} if gpus else {}  # same CUDA_DEVICE_ORDER as here
                 with log.open("w") as out:
                     proc = subprocess.Popen(
-                        command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                        command, env={**env, **own}, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                         start_new_session=True,
                     )  # fmt: skip
                 workers.append(_Worker(index, proc, log, result))

@@ -8,10 +8,11 @@ the traceback. Nothing outside the database is needed to resume, show or export.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tunekit.errors import BadInput
+from tunekit.recipes import DEFAULT_PRECISION
 from tunekit.search_spaces.space import SpaceConfig
 from tunekit.study.records import SETTINGS_ATTR, best_of, ranked
 from tunekit.study.storage import load_existing_study, study_names
@@ -36,6 +37,7 @@ COMPARABLE = (
     "seed",
     "evaluations",
     "prior",
+    "precision",  # changes the numbers; devices, strategy and accelerator change only where they are computed
 )
 
 
@@ -49,6 +51,7 @@ class StudySettings:
     space: SpaceConfig
     prior: dict
     target_trials: int | None = None
+    run: dict = field(default_factory=dict)  # RunOptions.to_dict() (issue #11); {} in studies stored before it
 
     def to_dict(self) -> dict:
         return {
@@ -59,6 +62,7 @@ class StudySettings:
             "space": self.space.to_dict(),
             "prior": self.prior,
             "target_trials": self.target_trials,
+            "run": self.run,
         }
 
     @classmethod
@@ -77,6 +81,7 @@ class StudySettings:
             SpaceConfig.from_dict(data["space"]),
             data["prior"],
             data.get("target_trials"),
+            dict(data.get("run") or {}),
         )
 
     def save(self, study: Any) -> None:
@@ -99,6 +104,7 @@ class StudySettings:
             "direction": self.direction,
             **{key: space[key] for key in ("max_steps", "optimizers", "schedules", "overrides", "seed", "evaluations")},
             "prior": self.prior.get("law"),
+            "precision": self.run.get("precision", DEFAULT_PRECISION),
         }
 
 

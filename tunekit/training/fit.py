@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
-from tunekit.recipes import Recipe
+from tunekit.errors import BadInput
+from tunekit.recipes import DEFAULT_PRECISION, Recipe
 from tunekit.training.script import LoadedScript
 
 
@@ -29,21 +30,126 @@ class FitResult:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Where a run trains: stored nowhere yet; ``--accelerator`` of search, resume and train.
+    """Where and how a run trains: ``--accelerator``, ``--devices``, ``--strategy``, ``--precision``.
 
-    The one place a Trainer's hardware settings come from (issue #11 adds devices, strategy and
-    precision here, and stores them in the study and the recipe).
+    The one place a Trainer's hardware settings come from (issue #11). ``search`` stores them in
+    the study (``resume`` reuses them) and every trial's recipe carries ``devices``, ``strategy``
+    and ``precision`` in its ``training`` section (``train`` reproduces the trial). Build one from
+    user input with ``RunOptions.parse``, which validates; the constructor trusts its values.
     """
 
     accelerator: str = "auto"
     devices: int = 1
     strategy: str = "auto"
+    precision: str = DEFAULT_PRECISION
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("accelerator", "devices", "strategy", "precision")
+
+    @classmethod
+    def parse(cls, **values: Any) -> RunOptions:
+        """Validated options from user input (CLI flags, a stored study, a recipe); ``None`` means default.
+
+        Raises:
+            BadInput: an unknown precision or strategy, or a device count below 1.
+        """
+        given = {k: v for k, v in values.items() if v is not None}
+        options = cls(**given)
+        if isinstance(options.devices, bool) or not isinstance(options.devices, int) or options.devices < 1:
+            raise BadInput(f"--devices must be a whole number of at least 1, got {options.devices!r}.")
+        return replace(options, precision=lightning_precision(options.precision), strategy=_strategy(options.strategy))
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> RunOptions:
+        """Options stored in a study (``to_dict``); a study stored before issue #11 has none: the defaults."""
+        return cls.parse(**{k: v for k, v in (data or {}).items() if k in cls.FIELDS})
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    def overridden(self, other: RunOptions, given: set[str] | frozenset[str]) -> RunOptions:
+        """These options with ``other``'s values of the fields named in ``given`` (what the user typed)."""
+        return replace(self, **{name: getattr(other, name) for name in self.FIELDS if name in given})
+
+    @classmethod
+    def of_recipe(cls, training: Any, accelerator: str = "auto") -> RunOptions:
+        """The options a recipe's trial ran with (``train``): its devices, strategy and precision."""
+        return cls.parse(
+            accelerator=accelerator, devices=training.devices, strategy=training.strategy, precision=training.precision
+        )
+
+    def stamp(self, recipe: Recipe) -> Recipe:
+        """``recipe`` recording these devices, strategy and precision (what ``train`` will use)."""
+        return recipe.with_training(devices=self.devices, strategy=self.strategy, precision=self.precision)
 
     def trainer_kwargs(self) -> dict[str, Any]:
-        return {"accelerator": self.accelerator, "devices": self.devices, "strategy": self.strategy}
+        return {
+            "accelerator": self.accelerator,
+            "devices": self.devices,
+            "strategy": self.strategy,
+            "precision": self.precision,
+        }
 
 
-CHECK_OPTIONS = RunOptions(accelerator="cpu")  # the pre-study check is one batch: never worth a GPU
+# Strategies whose ranks tunekit can launch itself (training/ranks.py); the prefix covers their
+# registered variants (ddp_find_unused_parameters_true, deepspeed_stage_2, ...).
+RANKED_STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed")
+
+
+def check_multi_device(options: RunOptions) -> None:
+    """Refuse a multi-device trial that tunekit's rank launcher cannot run.
+
+    Tested on CPU with ``ddp`` (gloo); ``fsdp`` and ``deepspeed`` use the same launcher but need GPUs.
+
+    Raises:
+        BadInput: a strategy other than ddp/fsdp/deepspeed, or fsdp/deepspeed on the CPU.
+    """
+    if options.devices == 1:
+        return
+    if not options.strategy.startswith(RANKED_STRATEGIES):
+        raise BadInput(
+            f"--strategy {options.strategy} cannot run a trial over --devices {options.devices}; "
+            "use --strategy ddp (or fsdp, deepspeed on GPUs)."
+        )
+    if options.accelerator == "cpu" and options.strategy.startswith(("fsdp", "deepspeed")):
+        raise BadInput(f"--strategy {options.strategy} needs GPUs; use --strategy ddp with --accelerator cpu.")
+
+
+def lightning_precision(value: Any) -> str:
+    """Lightning's full name of a precision (``32`` -> ``32-true``, ``bf16`` -> ``bf16-mixed``).
+
+    Read from Lightning's own table, so what Lightning accepts is what tunekit accepts.
+
+    Raises:
+        BadInput: Lightning does not know the value.
+    """
+    from typing import get_args
+
+    from lightning.fabric import connector
+
+    names = get_args(connector._PRECISION_INPUT_STR)
+    aliases = connector._PRECISION_INPUT_STR_ALIAS_CONVERSION
+    text = str(value)
+    if text in names:
+        return text
+    if text in aliases:
+        return aliases[text]
+    raise BadInput(f"--precision {value} is not a Lightning precision; use one of {', '.join(names + tuple(aliases))}.")
+
+
+# Strategies whose launcher starts fresh Python processes that must unpickle the user's module from
+# tunekit's synthetic script module, and that re-sample a trial per process (issue #11 prototype).
+_SPAWNING = ("ddp_spawn", "ddp_fork", "ddp_notebook")
+
+
+def _strategy(name: str) -> str:
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    known = ["auto", *StrategyRegistry.available_strategies()]
+    if name not in known:
+        raise BadInput(f"--strategy {name} is not a Lightning strategy; use one of {', '.join(known)}.")
+    if name.startswith(_SPAWNING):
+        raise BadInput(f"--strategy {name} starts processes tunekit cannot give a trial to; use --strategy ddp.")
+    return name
 
 
 def make_trainer(options: RunOptions, callbacks: list, **settings: Any) -> Any:
@@ -189,16 +295,17 @@ def run_fit(
     )
 
 
-def check_script(script: LoadedScript, metric: str, batch_size: int | None) -> None:
+def check_script(script: LoadedScript, metric: str, batch_size: int | None, options: RunOptions | None = None) -> None:
     """Run one training and one validation batch (Lightning's ``fast_dev_run``) before a study starts.
 
     Catches a broken ``training_step``/``validation_step`` or a metric that is never logged while
-    the study database is still untouched.
+    the study database is still untouched. It runs on the trials' accelerator and precision, on
+    one device (one batch needs no process group), with the module built directly there
+    (``Trainer.init_module``): a model too big for CPU memory is never built on the CPU (issue #11).
 
     Raises:
         BadInput: the script fails the check; the message names the error and the fix.
     """
-    from tunekit.errors import BadInput
     from tunekit.training.callbacks import MetricNotLogged
     from tunekit.training.quiet import silence_lightning
 
@@ -207,10 +314,13 @@ def check_script(script: LoadedScript, metric: str, batch_size: int | None) -> N
     import torch
 
     pl.seed_everything(0, verbose=False)
-    model, data = script.probe(batch_size)  # the instances the prior measured: built once
+    options = replace(options or RunOptions(), devices=1, strategy="auto")
+    trainer = make_trainer(options, [], fast_dev_run=1)
+    with trainer.init_module():
+        model = script.build_model()
+    _, data = script.probe(batch_size)  # the DataModule the prior measured: built once
     # The script's own configure_optimizers is replaced in every trial, so it is not checked here.
     model.configure_optimizers = types.MethodType(lambda m: torch.optim.AdamW(m.parameters()), model)
-    trainer = make_trainer(CHECK_OPTIONS, [], fast_dev_run=1)
     kwargs: dict[str, Any] = {"datamodule": data} if data is not None else {}
     try:
         trainer.fit(model, **kwargs)

@@ -7,7 +7,7 @@ reaches rank 0 alone, which decides for all), with ``MASTER_ADDR``/``MASTER_PORT
 sees an external environment (``creates_processes_externally``) and neither re-runs the command
 per rank (each rank would ask the study for its own trial, with its own parameters) nor pickles
 the user's module into spawned processes (which cannot import tunekit's synthetic script module):
-so ``ddp_spawn``, ``ddp_fork`` and ``ddp_notebook`` are mapped to ``ddp`` (``trial_strategy``).
+so ``ddp_spawn``, ``ddp_fork`` and ``ddp_notebook`` are refused (``RunOptions.parse``): use ``ddp``.
 
 Per trial rank 0 broadcasts the sampled recipe over a second, gloo, control group; the ranks
 train it and wait for the next. The control group has a day-long timeout because rank 0 may
@@ -37,7 +37,6 @@ from tunekit.training.script import LoadedScript, ScriptSpec, load_script
 
 TRAIN_TIMEOUT = timedelta(minutes=10)  # a collective inside a trial: only a hung (not dead) peer waits this long
 CONTROL_TIMEOUT = timedelta(days=1)  # between trials: rank 0 may wait long for a free place in the study
-SPAWNING_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook")
 _control: Any = None  # this process's control group, while its rank group is up
 
 
@@ -61,11 +60,6 @@ class RankRequest:
     @classmethod
     def from_json(cls, text: str) -> RankRequest:
         return cls(**json.loads(text))
-
-
-def trial_strategy(strategy: str) -> str:
-    """The strategy a tunekit-launched rank runs: the spawning DDP variants become ``ddp``."""
-    return "ddp" if strategy.startswith(SPAWNING_STRATEGIES) else strategy
 
 
 def _free_port() -> int:
@@ -115,10 +109,7 @@ class RankGroup:
     """
 
     def __init__(self, script: LoadedScript, metric: str, options: RunOptions):
-        from dataclasses import replace
-
-        self.script, self.metric = script, metric
-        self.options = replace(options, strategy=trial_strategy(options.strategy))
+        self.script, self.metric, self.options = script, metric, options
         self._ranks: list[subprocess.Popen] = []
         self._folder = Path(tempfile.mkdtemp(prefix="tunekit-ranks-"))
         self._threads: int | None = None
@@ -162,7 +153,7 @@ class RankGroup:
             request = RankRequest(
                 self.script.spec.to_dict(),
                 self.metric,
-                self.options.__dict__,
+                self.options.to_dict(),
                 threads,
                 str(self._folder / f"rank-{rank}.error"),
             )
@@ -225,6 +216,14 @@ class RankGroup:
         self.kill()
 
 
+def fit_once(recipe: Recipe, script: LoadedScript, metric: str, options: RunOptions) -> FitResult:
+    """One run of ``recipe`` (``tunekit train``): here, or over ``options.devices`` ranks started for it."""
+    if options.devices == 1:
+        return run_fit(recipe, script, metric, options=options)
+    with RankGroup(script, metric, options) as group:
+        return group.run_fit(recipe)
+
+
 def _rank_env(rank: int, world: int, port: int) -> dict[str, str]:
     return {
         "MASTER_ADDR": "127.0.0.1",
@@ -248,7 +247,7 @@ def follow(request: RankRequest) -> int:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # rank 0 decides about Ctrl-C for every rank
     torch.set_num_threads(request.threads)
-    options = RunOptions(**request.options)
+    options = RunOptions.from_dict(request.options)
     script = load_script(ScriptSpec(**request.script))
     _join(_backend(options))
     while True:

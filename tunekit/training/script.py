@@ -61,10 +61,29 @@ class LoadedScript:
     _probes: dict = field(default_factory=dict, repr=False, compare=False)
 
     def probe(self, batch_size: int | None) -> tuple[Any, Any | None]:
-        """The shared (module, DataModule or None) at ``batch_size``, built on first use."""
+        """The shared (module, DataModule or None) at ``batch_size``, built on first use.
+
+        The module is built on PyTorch's ``meta`` device (issue #11): its parameters have shapes
+        and no storage, so counting them and reading the architecture costs no memory even for a
+        model too big for this machine. Train nothing with it; ``build_model`` makes a real one.
+        """
         if batch_size not in self._probes:
-            self._probes[batch_size] = (self.build_model(), self.build_data(batch_size))
+            self._probes[batch_size] = (self.build_shapes_only(), self.build_data(batch_size))
         return self._probes[batch_size]
+
+    def build_shapes_only(self) -> Any:
+        """The module with every parameter and buffer on the ``meta`` device (no weights allocated).
+
+        A constructor that cannot run on ``meta`` (it reads a checkpoint or computes with its
+        weights) is built for real instead: measuring it then costs what building it costs.
+        """
+        import torch
+
+        try:
+            with torch.device("meta"):
+                return self.build_model()
+        except BadInput:  # the constructor failed on meta; a real build works or names the real error
+            return self.build_model()
 
     @property
     def tunable_batch_size(self) -> bool:
