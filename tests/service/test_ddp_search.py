@@ -9,13 +9,16 @@ from __future__ import annotations
 import math
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
 
+import optuna
 import pytest
-from conftest import TINY
+from conftest import TINY, tunekit_command
 
+from tunekit.errors import EXIT_INTERRUPTED
 from tunekit.recipes import Recipe
 from tunekit.service.events import QuietView
 from tunekit.service.search import SearchRequest, prepare_search
@@ -117,3 +120,21 @@ def test_a_killed_rank_fails_its_trial_and_the_next_trial_runs(storage_url, tmp_
     assert "rank 1 of 2 failed (exit code -9)" in trials[0].user_attrs[REASON_ATTR]
     second = [int(line.split()[2]) for line in steps.read_text().splitlines() if line.startswith("start 1")]
     assert len(second) == 2 and second[1] != killed[0]  # a fresh rank 1 trained the next trial
+
+
+def test_the_command_line_ctrl_c_of_a_ddp_search_leaves_nothing_running(storage_url, tmp_path):
+    steps = tmp_path / "steps.txt"
+    args = ["search", str(TINY), "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--trials", "2"]
+    args += ["--max-steps", "40", "--model-arg", "sleep=0.1", "--model-arg", f"steps_file={steps}"]
+    proc = subprocess.Popen(
+        tunekit_command() + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )  # its own process group, as a shell gives a foreground job
+    rank1 = rank_pid(steps, 1)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does: only rank 0 is in this group
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == EXIT_INTERRUPTED, out
+    assert "Interrupted. Resume with: tunekit resume --study tiny_regression" in out
+    trials = optuna.load_study(study_name="tiny_regression", storage=storage_url).get_trials()
+    assert trials[0].state.name == "FAIL" and "RUNNING" not in {t.state.name for t in trials}
+    assert not alive(rank1)
