@@ -81,3 +81,44 @@ def test_a_pruned_trial_stops_every_rank_at_the_same_step(tmp_path):
         after = group.run_fit(recipe())  # the same ranks take the next trial
     assert after.steps == 12
     assert len({p for what, r, p in notes(steps) if what == "start" and r == 1}) == 1
+
+
+ITERABLE = """
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+
+class Stream(IterableDataset):
+    def __iter__(self):
+        for _ in range(64):
+            yield torch.randn(4), torch.randn(1)
+
+
+class Model(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Linear(4, 1)
+
+    def training_step(self, batch, batch_idx):
+        return torch.nn.functional.mse_loss(self.net(batch[0]), batch[1])
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", torch.nn.functional.mse_loss(self.net(batch[0]), batch[1]))
+
+    def train_dataloader(self):
+        return DataLoader(Stream(), batch_size=8)
+
+    def val_dataloader(self):
+        return DataLoader(Stream(), batch_size=8)
+"""
+
+
+def test_an_iterable_dataset_is_refused_before_the_study(write_script, storage_url):
+    from tunekit.errors import BadInput
+    from tunekit.service.search import SearchRequest, prepare_search
+
+    request = SearchRequest(ScriptSpec(str(write_script(ITERABLE))), "it", storage_url, max_steps=4, options=DDP)
+    with pytest.raises(BadInput, match="^a DataLoader of an IterableDataset .* cannot be split over --devices"):
+        prepare_search(request)
+    assert optuna.get_all_study_names(storage_url) == []

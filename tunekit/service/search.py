@@ -169,6 +169,10 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
     )
     store = open_storage(request.url)
     check_script(loaded, request.metric, batch, request.options)
+    if request.options.devices > 1:
+        from tunekit.training.distributed import check_shardable
+
+        check_shardable(loaded, batch)
     if "precision" in request.run_given:
         given.add("precision")
     study, settings = create_or_continue(store, request.study_name, settings, given, spell=spell_setting)

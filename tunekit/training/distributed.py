@@ -135,15 +135,15 @@ class _Slice:
 
 
 def _sharded(loader: Any, rank: int, world: int) -> Any:
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, IterableDataset
 
     if loader is None or isinstance(loader, (list, tuple, dict)):
         if isinstance(loader, dict):
             return {k: _sharded(v, rank, world) for k, v in loader.items()}
         return loader if loader is None else type(loader)(_sharded(v, rank, world) for v in loader)
-    if getattr(loader, "batch_sampler", None) is None:
+    if getattr(loader, "batch_sampler", None) is None or isinstance(loader.dataset, IterableDataset):
         raise BadInput(
-            "a DataLoader without a batch sampler (an IterableDataset) cannot be split over --devices by tunekit; "
+            "a DataLoader of an IterableDataset (or without a batch sampler) cannot be split over --devices by tunekit; "
             "give the script a map-style dataset, or run with --devices 1."
         )
     return DataLoader(
@@ -156,6 +156,18 @@ def _sharded(loader: Any, rank: int, world: int) -> Any:
         generator=loader.generator,
         persistent_workers=loader.persistent_workers,
     )
+
+
+def check_shardable(script: Any, batch_size: int | None) -> None:
+    """Refuse, before a study starts, a script whose training batches cannot be cut into ranks' slices.
+
+    Raises:
+        BadInput: the training DataLoader has no batch sampler (an ``IterableDataset``).
+    """
+    model, data = script.probe(batch_size)
+    if data is not None:
+        data.setup("fit")
+    _sharded((data if data is not None else model).train_dataloader(), 0, 1)
 
 
 def shard_loaders(owner: Any, rank: int, world: int) -> None:
