@@ -50,6 +50,7 @@ class SearchRequest:
     jobs: int = 1
     options: RunOptions = field(default_factory=RunOptions)
     given: frozenset[str] = frozenset()
+    ray: str | None = None  # the Ray cluster's address: the --jobs workers run there (issue #11)
     run_given: frozenset[str] = frozenset()  # RunOptions fields the user typed; the others keep a study's stored ones
 
 
@@ -64,6 +65,7 @@ class ResumeRequest:
     jobs: int = 1
     options: RunOptions = field(default_factory=RunOptions)
     run_given: frozenset[str] = frozenset()  # RunOptions fields the user typed; the others are the study's
+    ray: str | None = None  # as SearchRequest.ray
 
 
 @dataclass
@@ -79,6 +81,7 @@ class PreparedRun:
     options: RunOptions
     timeout: float | None = None
     jobs: int = 1
+    ray: str | None = None  # the Ray cluster's address, when the workers run there
 
     @property
     def remaining(self) -> int:
@@ -102,6 +105,10 @@ class PreparedRun:
 
         ``view`` is a ``SearchEvents`` for one process, the workers' view (polled) for several.
         """
+        if self.ray is not None:
+            from tunekit.service.ray_workers import run_ray_workers
+
+            return run_ray_workers(self.url, self.study, self.jobs, self.timeout, self.options, self.ray, view)
         if self.jobs == 1:
             return self.run_here(view)
         from tunekit.service.workers import run_workers
@@ -138,7 +145,7 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
     from tunekit.priors import make_prior
     from tunekit.training.fit import check_script
 
-    check_jobs(request.jobs, request.url, request.options)
+    check_jobs(request.jobs, request.url, request.options, request.ray)
     optimizer_names = parse_names(request.optimizers, "optimizers") or default_optimizers()
     schedule_names = parse_names(request.schedules, "schedules") or default_schedules()
     overrides = load_space_file(request.space_file) if request.space_file else {}
@@ -184,6 +191,7 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
     if settings.space != config:
         space = SearchSpace(settings.space)
     prepared = PreparedRun(request.url, store, study, settings, loaded, space, options, request.timeout, request.jobs)
+    prepared.ray = request.ray
     return prepared, request.trials or DEFAULT_TRIALS
 
 
@@ -203,7 +211,8 @@ def prepare_resume(request: ResumeRequest) -> PreparedRun:
             f"study '{request.study_name}' was created with --precision {stored}, not {request.options.precision}; "
             "resume with the same precision, or start a new --study with tunekit search."
         )
-    check_jobs(request.jobs, request.url, prepared.options)
+    check_jobs(request.jobs, request.url, prepared.options, request.ray)
+    prepared.ray = request.ray
     return prepared
 
 
@@ -237,7 +246,7 @@ def open_run(
     )
 
 
-def check_jobs(jobs: int, url: str, options: RunOptions | None = None) -> None:
+def check_jobs(jobs: int, url: str, options: RunOptions | None = None, ray: str | None = None) -> None:
     """Refuse what this version cannot run: more workers (or CPU ranks) than cores or GPUs, workers
     that cannot share the storage, a multi-device strategy tunekit cannot launch.
 
@@ -251,6 +260,11 @@ def check_jobs(jobs: int, url: str, options: RunOptions | None = None) -> None:
 
     options = options or RunOptions()
     check_multi_device(options)
+    if ray is not None:  # the workers run on the cluster's nodes, not on this machine's cores or GPUs
+        from tunekit.service.ray_workers import check_ray
+
+        check_ray(ray, url)
+        return
     on_cpu = worker_gpus(jobs, options) is None  # refuses too few GPUs
     cores = available_cores()
     processes = jobs * (options.devices if on_cpu else 1)
