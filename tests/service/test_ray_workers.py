@@ -73,7 +73,7 @@ def test_two_ray_workers_share_a_study_and_a_killed_one_is_retried(ray_head, pos
     )
     deadline = time.monotonic() + 120
     victim = None
-    while victim is None:  # the first Ray worker process that starts training (not this driver's check)
+    while victim is None:  # the first worker on the cluster that trains (not this driver's check)
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
         lines = steps.read_text().splitlines() if steps.exists() else []
         pids = [int(line.split()[2]) for line in lines if line.startswith("start ")]
@@ -84,7 +84,7 @@ def test_two_ray_workers_share_a_study_and_a_killed_one_is_retried(ray_head, pos
     os.kill(victim, signal.SIGKILL)
     out = proc.communicate(timeout=240)[0]
     assert proc.returncode == 0, out
-    assert "a Ray worker was lost (WorkerCrashedError)" in out
+    assert "was killed by signal 9 without a result" in out  # said, and the others went on
     trials = optuna.load_study(study_name="tiny_regression", storage=postgres_url).get_trials()
     assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
     assert sum(counts_toward_target(t) for t in trials) == 4

@@ -1,6 +1,6 @@
 """``search --ray ADDRESS --jobs N``: the N workers as Ray tasks on an existing Ray cluster, on one study.
 
-Each task is the same trial loop as a ``--jobs`` worker process (``open_run`` + ``run_here``), on
+Each task starts the same worker process as ``--jobs`` (``tunekit.service.worker_process``) on
 whatever node Ray places it, reserving ``num_gpus=--devices`` (on a GPU accelerator) and its share
 of the cluster's CPUs. All of them reach the study through its server URL, so SQLite is refused.
 Ray is an optional extra (``pip install "tunekit[ray]"``), imported only here, only with ``--ray``.
@@ -8,8 +8,8 @@ Ray is an optional extra (``pip install "tunekit[ray]"``), imported only here, o
 A lost worker (its node gone, kill -9) is not re-run by Ray (``max_retries=0``): its trial stays
 RUNNING until its heartbeat is overdue, then the next worker that asks fails it and runs it again
 with the same parameters (``tunekit.study.storage``), as for ``--jobs`` on one machine. The
-``TUNEKIT_*`` variables of this process (heartbeat interval, storage) go to the tasks through
-Ray's ``runtime_env``. The study's script must be at the same path on every node.
+storage URL and the ``TUNEKIT_*`` variables of this process (the heartbeat interval) go to each
+worker's environment. The study's script must be at the same path on every node.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tunekit.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, BadInput, RunFailure, TunekitError
+from tunekit.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILURE, BadInput, RunFailure
 from tunekit.interrupts import ForcedStop, InterruptFlag
-from tunekit.study.storage import is_sqlite
+from tunekit.study.storage import STORAGE_ENV, is_sqlite
 from tunekit.training.fit import RunOptions
 
 POLL = 1.0  # seconds between looks at the study (the view) and the tasks
+STOPS_ALL = (EXIT_RUN_FAILURE, EXIT_BAD_INPUT)  # a broken script or bad input: the others would only repeat it
 
 
 def check_ray(address: str | None, url: str) -> None:
@@ -44,22 +45,29 @@ def check_ray(address: str | None, url: str) -> None:
         )
 
 
-def ray_worker(url: str, study: str, index: int, threads: int, options: dict, timeout: float | None) -> tuple:
-    """One Ray task: run the study's trials until its target is reached; returns (exit code, sentence)."""
-    import torch
+def ray_worker(study: str, index: int, threads: int, options: dict, timeout: float | None, env: dict) -> tuple:
+    """One Ray task: the same worker process as ``--jobs`` (``tunekit.service.worker_process``), on
+    this node, in its own session; returns its (exit code, sentence).
 
-    from tunekit.service.events import QuietView
-    from tunekit.service.search import open_run
+    The worker process stops as if interrupted if this task's process dies; ``ray.cancel`` (a
+    KeyboardInterrupt here) is passed on to it as a Ctrl-C, and it records its trial.
+    """
+    import signal
+    import tempfile
+    from pathlib import Path
 
-    torch.set_num_threads(threads)
+    from tunekit.service.workers import WorkerRequest, start_worker
+
+    folder = Path(tempfile.mkdtemp(prefix="tunekit-ray-"))
+    threads_env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    request = WorkerRequest(study, index, threads, os.getpid(), "", options, timeout)
+    worker = start_worker(request, {**os.environ, **env, **threads_env}, folder)
     try:
-        prepared = open_run(url, study, RunOptions.from_dict(options), timeout)
-        outcome = prepared.run_here(QuietView(), worker=index)
-        return (EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK), ""
-    except TunekitError as exc:
-        return exc.exit_code, str(exc)
-    except KeyboardInterrupt:  # ray.cancel: the trial loop has recorded its trial
-        return EXIT_INTERRUPTED, ""
+        worker.proc.wait()
+    except KeyboardInterrupt:
+        worker.signal(signal.SIGINT)
+        worker.proc.wait()
+    return worker.outcome()
 
 
 def run_ray_workers(
@@ -81,11 +89,12 @@ def run_ray_workers(
         ray.init(address=address, log_to_driver=False)
     cpus = max(1, int(ray.cluster_resources().get("CPU", jobs)) // jobs)
     gpus = options.devices if options.accelerator in ("gpu", "cuda") else 0
-    env = {k: v for k, v in os.environ.items() if k.startswith("TUNEKIT_")}
-    task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0, runtime_env={"env_vars": env})(ray_worker)
-    refs = [task.remote(url, study.study_name, i, cpus, options.to_dict(), timeout) for i in range(1, jobs + 1)]
+    # The storage URL (which may hold a password) and the heartbeat interval travel as the worker's environment.
+    env = {**{k: v for k, v in os.environ.items() if k.startswith("TUNEKIT_")}, STORAGE_ENV: url}
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(ray_worker)
+    refs = [task.remote(study.study_name, i, cpus, options.to_dict(), timeout, env) for i in range(1, jobs + 1)]
     flag = InterruptFlag(on_first=lambda: (view.interrupt_requested(), [ray.cancel(r) for r in refs]))
-    outcomes: list[tuple[int, str]] = []
+    outcomes: list[tuple[int | None, str]] = []
     forced = False
     with flag, view:
         pending = list(refs)
@@ -93,16 +102,19 @@ def run_ray_workers(
             while pending:
                 done, pending = ray.wait(pending, timeout=POLL)
                 outcomes += [_outcome(ray, ref) for ref in done]
+                if any(c in STOPS_ALL for c, _ in outcomes):
+                    for ref in pending:
+                        ray.cancel(ref)
                 view.poll()
         except ForcedStop:
             forced = True
             for ref in pending:
                 ray.cancel(ref, force=True)  # their trials are failed and retried by the heartbeat check
         view.poll()
-    failure = next(((c, m) for c, m in outcomes if c not in (EXIT_OK, EXIT_INTERRUPTED, None)), None)
+    failure = next(((c, m) for c, m in outcomes if c in STOPS_ALL), None)
     if failure is not None:
         raise (BadInput if failure[0] == EXIT_BAD_INPUT else RunFailure)(failure[1])
-    lost = [m for c, m in outcomes if c is None]
+    lost = [m for c, m in outcomes if c not in (EXIT_OK, EXIT_INTERRUPTED)]
     if lost and len(lost) == len(outcomes) and not flag.requested():
         raise RunFailure(lost[0])
     if lost:
@@ -114,7 +126,7 @@ def run_ray_workers(
 def _outcome(ray: Any, ref: Any) -> tuple[int | None, str]:
     """A finished task's (exit code, sentence); (None, why) for a task Ray lost or cancelled."""
     try:
-        return ray.get(ref)
+        return tuple(ray.get(ref))
     except ray.exceptions.TaskCancelledError:
         return EXIT_INTERRUPTED, ""
     except ray.exceptions.RayError as exc:
