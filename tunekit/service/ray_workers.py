@@ -52,6 +52,7 @@ def ray_worker(study: str, index: int, threads: int, options: dict, timeout: flo
     The worker process stops as if interrupted when this task's process dies (``ray.cancel(force=True)``
     on Ctrl-C, a lost node); a KeyboardInterrupt here is passed on to it as a Ctrl-C.
     """
+    import shutil
     import signal
     import tempfile
     from pathlib import Path
@@ -67,7 +68,9 @@ def ray_worker(study: str, index: int, threads: int, options: dict, timeout: flo
     except KeyboardInterrupt:
         worker.signal(signal.SIGINT)
         worker.proc.wait()
-    return worker.outcome()
+    outcome = worker.outcome()
+    shutil.rmtree(folder, ignore_errors=True)
+    return outcome
 
 
 def run_ray_workers(
