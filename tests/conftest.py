@@ -11,6 +11,9 @@ import torch
 SCRIPTS = Path(__file__).parent / "scripts"
 TINY = SCRIPTS / "tiny_regression.py"
 REPO = Path(__file__).resolve().parents[1]
+# How close a re-run of a trial (tunekit train, an exported LightningCLI config) must come to the
+# trial's value: same seed, same validation points, CPU; only float summation order may differ.
+REPRODUCE_REL_TOL = 1e-5
 
 # Two cores: tests train on one thread each so parallel helpers/subprocesses do not oversubscribe.
 torch.set_num_threads(1)

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tunekit"
 # Highest first; a module belongs to the first prefix it matches.
 LAYERS = [
     ("cli", ("tunekit.cli", "tunekit.__main__")),
-    ("service", ("tunekit.service",)),
+    ("service", ("tunekit.service", "tunekit.report")),  # report: beside service, under cli (issue #12)
     ("study", ("tunekit.study",)),
     ("priors", ("tunekit.priors",)),
     ("training", ("tunekit.training",)),

@@ -84,16 +84,22 @@ class TrainingSection:
     seed: int = 0
     evaluations: int = 4
     accumulate_grad_batches: int = 1
+    # The module optimizes manually (issue #15): Lightning cannot clip its gradients, so
+    # gradient_clip_val is null and not searched; written only when true.
+    manual_optimization: bool = False
     devices: int = 1
     strategy: str = "auto"
     precision: str = DEFAULT_PRECISION
+    # The sample budget the search gave every batch size (max_steps = samples / batch_size, issue
+    # #10); None in recipes from before, and when the batch was not searched.
+    samples: int | None = None
 
     def __post_init__(self) -> None:
         """Raises BadInput naming the field (``training.max_steps must be at least 1, got 0.``)."""
         for f in fields(self):
             value = getattr(self, f.name)
             types = _TRAINING_TYPES[f.name]
-            if isinstance(value, bool) or not isinstance(value, types):
+            if isinstance(value, bool) != (bool in types) or not isinstance(value, types):
                 names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
                 raise BadInput(f"training.{f.name} must be {names}, got {value!r}.")
         for key in ("max_steps", "evaluations", "accumulate_grad_batches", "devices"):
@@ -109,6 +115,11 @@ class TrainingSection:
         clip = self.gradient_clip_val
         if clip is not None and (clip < 0 or not math.isfinite(clip)):
             raise BadInput(f"training.gradient_clip_val must be a non-negative number or null, got {clip}.")
+        if self.manual_optimization and clip:
+            raise BadInput(
+                "training.gradient_clip_val must be null with manual_optimization: true; Lightning clips "
+                "gradients only in automatic optimization (clip in your training_step instead)."
+            )
 
     @property
     def validation_interval(self) -> int:
@@ -126,12 +137,17 @@ class TrainingSection:
         return None if per is None else per * self.devices * self.accumulate_grad_batches
 
     def to_dict(self) -> dict:
-        """All fields; those of issue #11 only where they are not the defaults, so a recipe of one
-        device reads as every recipe written before it (and old studies export unchanged)."""
+        """All fields; those of issues #10, #11 and #15 only where they are not the defaults, so a recipe of
+        one device, automatic optimization and no sample budget reads as every recipe written before it (and old studies
+        export unchanged)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not self.manual_optimization:
+            del out["manual_optimization"]  # recipes of automatic modules read as they always did (issue #15)
         for name, default in DEVICE_DEFAULTS.items():
             if out[name] == default:
                 del out[name]
+        if self.samples is None:
+            del out["samples"]  # set only when the batch was searched at equal samples (issue #10)
         if self.global_batch_size != self.batch_size:
             out.update({name: getattr(self, name) for name in DERIVED_TRAINING})
         return out
@@ -147,9 +163,11 @@ _TRAINING_TYPES: dict[str, tuple[type, ...]] = {
     "seed": (int,),
     "evaluations": (int,),
     "accumulate_grad_batches": (int,),
+    "manual_optimization": (bool,),
     "devices": (int,),
     "strategy": (str,),
     "precision": (str,),
+    "samples": (int, type(None)),
 }
 
 

@@ -11,7 +11,7 @@ import optuna
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import TINY
+from conftest import REPRODUCE_REL_TOL, TINY
 
 from tunekit.cli import main
 from tunekit.study.records import PREDICTION, REASON_ATTR, TRACEBACK_ATTR, origin_of
@@ -72,7 +72,7 @@ def test_search_continue_show_export_train(storage_url, tmp_path):
     assert trained.exit_code == 0, trained.output
     value = float(trained.output.split("val_loss = ")[1].split()[0])
     # Same seed, same validation points, CPU: the trial's value is reproduced.
-    assert math.isclose(value, best.value, rel_tol=1e-5), (value, best.value)
+    assert math.isclose(value, best.value, rel_tol=REPRODUCE_REL_TOL), (value, best.value)
 
     done = run("resume", "--study", "tiny_regression")
     assert done.exit_code == 0 and "already has its 6 trials" in done.output
@@ -175,18 +175,11 @@ def test_lightning_export_trains_the_same_as_the_recipe(storage_url, tmp_path):
     pl.seed_everything(config["seed_everything"])
     model, data = loaded.build_model(), loaded.build_data(callbacks[0].recipe.training.batch_size)
     trainer = pl.Trainer(
-        **trainer_cfg,
-        callbacks=callbacks,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        val_check_interval=10,
-        check_val_every_n_epoch=None,
-        num_sanity_val_steps=0,
+        **trainer_cfg, callbacks=callbacks, logger=False, enable_checkpointing=False, enable_progress_bar=False
     )
     trainer.fit(model, datamodule=data)
     (trial,) = load(storage_url).get_trials()
-    assert math.isclose(float(trainer.callback_metrics["val_loss"]), trial.value, rel_tol=1e-5)
+    assert math.isclose(float(trainer.callback_metrics["val_loss"]), trial.value, rel_tol=REPRODUCE_REL_TOL)
 
 
 def test_each_family_starts_at_its_predicted_point(storage_url):

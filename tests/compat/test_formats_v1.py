@@ -48,7 +48,7 @@ def test_show_reads_old_study(old_study):
     [
         ((), "recipe_v1.yaml"),
         (("--trial", "0"), "recipe_v1_trial0.yaml"),
-        (("--format", "lightning"), "recipe_v1_lightning.yaml"),
+        (("--format", "lightning"), "recipe_v1_lightning_issue15.yaml"),
     ],
 )
 def test_export_of_old_study_is_unchanged(old_study, tmp_path, args, expected):
@@ -56,6 +56,16 @@ def test_export_of_old_study_is_unchanged(old_study, tmp_path, args, expected):
     exported = run("export", "--study", "tiny", "--storage", old_study, "-o", out, *args)
     assert exported.exit_code == 0, exported.output
     assert out.read_text() == (DATA / expected).read_text()
+
+
+def test_lightning_export_of_old_study_keeps_what_it_had(old_study, tmp_path):
+    """Issue #15 made the LightningCLI export complete (data, validation points); what it had is unchanged."""
+    out = tmp_path / "out.yaml"
+    assert run("export", "--study", "tiny", "--storage", old_study, "-o", out, "--format", "lightning").exit_code == 0
+    new, old = yaml.safe_load(out.read_text()), yaml.safe_load((DATA / "recipe_v1_lightning.yaml").read_text())
+    assert new["seed_everything"] == old["seed_everything"]
+    assert {k: new["trainer"][k] for k in old["trainer"]} == old["trainer"]  # the same recipe in UseRecipe
+    assert new["data"] == {"batch_size": 16}  # what the old header asked the user to set
 
 
 def _move_script(url: str, to: Path) -> None:
@@ -117,3 +127,14 @@ def test_resume_runs_old_study(old_study):
     assert trials[4].state.name == "COMPLETE"
     assert trials[4].params == trials[3].params
     assert [t.state.name for t in trials].count("COMPLETE") == 5
+
+
+def test_old_study_runs_with_default_device_options(old_study):
+    """Issue #11: a study stored before device options existed reads as one CPU/auto device in 32-true."""
+    from tunekit.study.settings import open_study
+    from tunekit.study.storage import open_storage
+    from tunekit.training.fit import RunOptions
+
+    _, settings = open_study(open_storage(old_study), "tiny")
+    assert settings.run == {} and RunOptions.from_dict(settings.run) == RunOptions()
+    assert settings.comparable()["precision"] == "32-true"

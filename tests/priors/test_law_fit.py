@@ -65,7 +65,8 @@ def make_study(
         record["samples"] = float(steps * batch)
     space = SpaceConfig([family], ["wsd"], 1e-3, steps, span_scale=10.0)
     StudySettings(ScriptSpec(f"/nonexistent/{name}.py"), "val_loss", "minimize", space, record).save(study)
-    ratio = {"adamw": 1.0, "sgd": 10.0}[family]
+    # AdamW 1x; SGD 10x (tunekit's choice); MARS 6e-3 / 6e-4 (AGI-Arena/MARS GPT-2 small configs).
+    ratio = {"adamw": 1.0, "sgd": 10.0, "mars": 6e-3 / 6e-4}[family]
     for bs in batches:
         b = bs or batch
         d = steps * b * per_sample
@@ -151,6 +152,16 @@ def test_family_ratio_puts_sgd_trials_on_adamw_scale(store):
         fit_studies(read(store, "g1", "g2", family="adamw"))
 
 
+def test_law_fit_divides_mars_trials_by_its_reference_ratio(store):
+    """Issue #10, defect 2: MARS trials run at 10x AdamW's LR (AGI-Arena/MARS GPT-2 configs, 6e-3 vs
+    6e-4); `law fit` must divide by that ratio to put them on AdamW's scale."""
+    for name, n in (("m1", 1e5), ("m2", 1e6)):
+        make_study(store, name, n, 200, 32, lambda n, d: (true_lr(n, d), None), family="mars")
+    law = fit_studies(read(store, "m1", "m2"))
+    assert law.studies[0].lr == pytest.approx(true_lr(1e5, 200 * 32 * SEQ), rel=0.05)
+    assert law.lr.exponents["n_exponent"] == pytest.approx(-0.5, abs=0.02)
+
+
 def test_near_best_weights_and_point_uncertainty():
     w = near_best_weights([1.0, 1.005, 1.01, 1.03], minimize=True, tolerance=0.02)
     assert w[0] == 1.0 and 0 < w[2] < w[1] < 1 and w[3] == 0.0
@@ -214,9 +225,10 @@ def test_search_with_a_fitted_law_centres_and_records_it(store, tmp_path):
     assert result.exit_code == 0, result.output
     study, settings = open_study(store, "target")
     assert settings.prior["law"] == "fitted" and settings.prior["file"] == str(law_file)
-    # TinyRegression: Linear(8, 16) + LayerNorm(16) + Linear(16, 1) = 193 parameters; 10 steps x 16 samples.
-    assert settings.prior["n_params"] == 193 and settings.prior["samples"] == 160
-    expected = load_law(law_file).predict(193, 160)["lr"]  # same batch as the proxies: no transfer
+    # TinyRegression: Linear(8, 16) + LayerNorm(16) + Linear(16, 1) = 193 parameters, less the head's
+    # 16 weights (never in N, issue #10); 10 steps x 16 samples.
+    assert settings.prior["n_params"] == 177 and settings.prior["samples"] == 160
+    expected = load_law(law_file).predict(177, 160)["lr"]  # same batch as the proxies: no transfer
     assert settings.space.centre_lr == pytest.approx(expected, rel=1e-3)
     first = study.get_trials()[0]
     assert first.params["adamw.lr"] == pytest.approx(settings.space.centre_lr)

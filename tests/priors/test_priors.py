@@ -110,14 +110,57 @@ def test_n_excludes_embeddings_and_a_tied_head():
     assert "tok_emb.weight (400)" in counted.describe() and "head.weight" in counted.describe()
 
 
-def test_n_counts_an_untied_head_and_skips_frozen_and_bare_embeddings():
+def test_n_excludes_an_untied_head_and_skips_frozen_and_bare_embeddings():
     model = TinyLM(tied=False)
     model.cls_pos_embedding = nn.Parameter(torch.zeros(4, 8))  # a bare positional embedding
     model.norm.weight.requires_grad_(False)
     counted = count_parameters(model)
-    assert counted.n_params == 72 + 8 + 8 * 50  # mix, norm bias, untied head
+    assert counted.n_params == 72 + 8  # mix, norm bias; the untied head is left out
     assert counted.frozen == 8
     assert "cls_pos_embedding" in {name for name, _ in counted.embeddings}
+    assert counted.heads == (("head.weight", 400),)
+
+
+class SmallGPT(nn.Module):
+    """GPT-2 style: token table, raw positional Parameter, n_layer pre-LN blocks, final LN, head."""
+
+    def __init__(self, vocab: int, d: int, n_layer: int, ctx: int, tied: bool):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, d)
+        self.pos_emb = nn.Parameter(torch.zeros(1, ctx, d))
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict(
+                {
+                    "ln1": nn.LayerNorm(d),
+                    "qkv": nn.Linear(d, 3 * d),
+                    "proj": nn.Linear(d, d),
+                    "ln2": nn.LayerNorm(d),
+                    "fc": nn.Linear(d, 4 * d),
+                    "out": nn.Linear(4 * d, d),
+                }
+            )
+            for _ in range(n_layer)
+        )
+        self.ln_f = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+        if tied:
+            self.head.weight = self.wte.weight
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_n_leaves_the_head_out_tied_or_untied_issue_numbers(tied: bool):
+    """Issue #10, defect 3: V=50257, d=128, 2 layers: N = 0.397M without the head, 6.83M with it.
+
+    Kaplan et al. 2020 (§2.1) count N = 2 d n_layer (2 d_attn + d_ff) = 12 n_layer d^2 weights,
+    plus here biases (9d per block) and LayerNorms (4d per block, 2d final), and no vocabulary term.
+    """
+    vocab, d, n_layer = 50257, 128, 2
+    expected = n_layer * (12 * d * d + 9 * d + 4 * d) + 2 * d
+    assert round(expected / 1e6, 3) == 0.397
+    assert round((expected + vocab * d) / 1e6, 2) == 6.83  # what the old rule counted untied
+    counted = count_parameters(SmallGPT(vocab, d, n_layer, 64, tied))
+    assert counted.n_params == expected
+    assert "head" in counted.describe() and "never in N" in counted.describe()
 
 
 def test_transformer_shape_from_structure_and_from_hparams():
@@ -289,3 +332,30 @@ def test_predict_charlm_counts_and_table():
 def test_predict_rejects_an_unknown_prior():
     result = CliRunner().invoke(main, ["predict", str(REPO / "examples" / "shapes.py"), "--prior", "bogus"])
     assert result.exit_code == 2 and "unknown prior 'bogus'" in result.output
+
+
+def _seq_measurement(n: int, tokens: float):
+    from tunekit.priors._measure import Measurement, ParamCount
+
+    return Measurement(ParamCount(n, n), int(tokens // 1000), 1, 1000.0, "test")
+
+
+def test_steplaw_shows_the_calculators_march_2025_batch_form_when_it_differs():
+    """Issue #10, defect 4. The paper (Li et al. 2025, arXiv 2503.04715) and the current
+    step-law.github.io tool.js: B = 0.58 D^0.571. tool.js of 2025-03-07..11:
+    ln B = 2.187 - 0.1636 ln N + 0.592 ln D. They differ by ~2.6x at N=4e5, D=1e7 and ~1.2x at
+    N=1e8, D=1e10 (worked out here from the two formulas)."""
+    from tunekit.priors import get_law
+
+    law = get_law("steplaw")
+    for n, d, shown in ((400_000, 1e7, True), (100_000_000, 1e10, False)):
+        paper = 0.58 * d**0.571
+        march = math.exp(2.187 - 0.1636 * math.log(n) + 0.592 * math.log(d))
+        ratio = max(paper / march, march / paper)
+        assert (ratio > 1.5) is shown
+        p = law.predict(_seq_measurement(n, d))
+        assert p.batch_tokens == pytest.approx(paper)
+        notes = [note for note in p.notes if "March-2025" in note]
+        assert bool(notes) is shown
+        if shown:
+            assert f"{march:.3g}" in notes[0] and f"{ratio:.2g}x" in notes[0]

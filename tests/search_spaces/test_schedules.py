@@ -26,6 +26,11 @@ SCHEDULE_NAMES = catalog.SCHEDULES.keys()
 # --- Independent reference formulas -------------------------------------------------------------
 
 
+def ref_warmup_steps(wf: float, total: int) -> int:
+    """Warmup steps, the rule issue #10 asks for: rounded up, so any positive fraction warms up."""
+    return min(total, math.ceil(round(wf * total, 9))) if wf > 0 else 0
+
+
 def ref_warmup(t: int, w: int) -> float:
     """literature.md, epfml/schedules-and-scaling wsd_schedule: from 1% of peak, f = t/W + (1 - t/W)/100."""
     return t / w + (1 - t / w) / 100
@@ -38,7 +43,7 @@ def ref_progress(t: int, total: int, w: int) -> float:
 
 def ref_wsd(t: int, total: int, wf: float, df: float, shape: str, r: float) -> float:
     """Hägele et al. 2024 (literature.md): n_decay = floor(df T), stable until T - n_decay."""
-    w = round(wf * total)
+    w = ref_warmup_steps(wf, total)
     if t < w:
         return ref_warmup(t, w)
     n_decay = math.floor(df * total)
@@ -125,7 +130,7 @@ def test_wsd_decay_length_survives_float_error() -> None:
 @pytest.mark.parametrize("total", [50, 100, 333])
 def test_rex_default_is_the_paper_form(total: int) -> None:
     """REX, Chen et al. 2021: f = (1-p)/(1/2 + 1/2(1-p)) with p over the post-warmup steps."""
-    w = round(0.05 * total)
+    w = ref_warmup_steps(0.05, total)
     check_all_steps("rex", total, {}, lambda t: ref_warmup(t, w) if t < w else ref_rex_paper(ref_progress(t, total, w)))
 
 
@@ -155,7 +160,7 @@ def test_rex_boundaries() -> None:
 )
 def test_sgdr_matches_loshchilov_hutter(total: int, wf: float, cycles: int, t_mult: int) -> None:
     """SGDR, Loshchilov & Hutter 2017 eq. 5, with T_0 so that the last cycle ends at the budget."""
-    w = round(wf * total)
+    w = ref_warmup_steps(wf, total)
     params = {"warmup_fraction": wf, "cycles": cycles, "t_mult": t_mult, "eta_min": 0.05}
     check_all_steps(
         "sgdr", total, params, lambda t: ref_warmup(t, w) if t < w else ref_sgdr(t - w, total - w, cycles, t_mult, 0.05)
@@ -557,3 +562,20 @@ def test_plot_in_the_terminal() -> None:
     assert "█" in text and lines[1].startswith("1.0 │")
     with pytest.raises(BadInput, match="choose from"):
         plot_schedule("cosin", None, 10)
+
+
+@pytest.mark.parametrize(
+    ("wf", "total", "expected"),
+    [(0.05, 10, 1), (0.1, 5, 1), (0.25, 2, 1), (0.05, 30, 2), (0.07, 100, 7), (0.001, 50, 1), (0.0, 10, 0)],
+)
+def test_warmup_is_rounded_up_never_to_even(wf: float, total: int, expected: int) -> None:
+    """Issue #10, defect 8: W = ceil(fraction x T), at least 1 step when the fraction is positive.
+
+    Python 3's round rounds half to even: round(0.05 * 10) = round(0.5) = 0 and round(0.1 * 5) = 0,
+    which silently dropped the warmup; 0.05 * 30 = 1.5 -> ceil 2. Expected counts are worked out by hand.
+    """
+    assert round(wf * total) <= expected  # the old rule, for the record: it gave 0 for the first three
+    assert warmup_steps({"name": "cosine", "warmup_fraction": wf}, total) == expected
+    assert warmup_steps({"name": "none", "warmup_fraction": wf}, total) == expected
+    if expected:
+        assert multiplier("cosine", 0, total, {"warmup_fraction": wf}) == pytest.approx(1 / 100)

@@ -87,7 +87,9 @@ def test_four_workers_on_sqlite_and_ctrl_c_of_two(faulty_script, storage_url, tm
     trials = assert_study_complete(storage_url, [out_first, out_second])
     assert len({t.user_attrs[WORKER_ATTR] for t in trials}) >= 3  # the work really was shared
     interrupted = [t for t in trials if t.user_attrs.get(REASON_ATTR) == "interrupted"]
-    for t in interrupted:  # what the first had to drop, the second ran again with the same parameters
+    # What the first had to drop, the second ran again with the same parameters. A trial stopped
+    # between Optuna's ask and its sampling has no parameters and nothing to retry (records.requeue).
+    for t in (t for t in interrupted if t.params):
         (retry,) = [
             r for r in trials if origin_of(r) and origin_of(r).describe() == f"retry of interrupted trial {t.number}"
         ]

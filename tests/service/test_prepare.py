@@ -25,9 +25,8 @@ COUNTING = (
 
 
 def request(script, storage_url, **kw) -> SearchRequest:
-    return SearchRequest(
-        script=ScriptSpec(str(script)), study_name="s", url=storage_url, max_steps=20, options=RunOptions("cpu"), **kw
-    )
+    kw.setdefault("options", RunOptions("cpu"))
+    return SearchRequest(script=ScriptSpec(str(script)), study_name="s", url=storage_url, max_steps=20, **kw)
 
 
 def test_the_model_is_built_once_before_the_study(write_script, storage_url):
@@ -71,3 +70,22 @@ def test_settings_given_maps_options_to_setting_names():
         "overrides",
         "model_args",
     }
+
+
+def test_device_options_are_stored_and_reused(storage_url):
+    """Issue #11: resume reuses the stored device options; precision is part of the experiment."""
+    options = RunOptions.parse(accelerator="cpu", precision="64")
+    prepared, _ = prepare_search(request(TINY, storage_url, options=options, run_given=frozenset({"precision"})))
+    assert prepared.settings.run == {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "64-true"}
+    resumed = prepare_resume(ResumeRequest("s", storage_url))
+    assert resumed.options == RunOptions("cpu", 1, "auto", "64-true")
+    again, _ = prepare_search(request(TINY, storage_url, options=RunOptions("cpu", strategy="ddp")))
+    assert again.options.precision == "64-true"  # not typed: the study's
+    with pytest.raises(BadInput, match="was created with --precision 64-true, not 32-true; run with the same"):
+        prepare_search(request(TINY, storage_url, options=RunOptions("cpu"), run_given=frozenset({"precision"})))
+    with pytest.raises(BadInput, match="was created with --precision 64-true, not bf16-mixed; resume with the same"):
+        prepare_resume(
+            ResumeRequest(
+                "s", storage_url, options=RunOptions(precision="bf16-mixed"), run_given=frozenset({"precision"})
+            )
+        )

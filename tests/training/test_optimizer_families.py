@@ -211,7 +211,9 @@ def test_registry_entries_are_complete() -> None:
             resolved = family.resolve({})
             value = resolved[hp] if hp in resolved else resolved["betas"][int(hp[-1]) - 1]
             # 0 (no decay, the schedule-free defaults) cannot lie in a log range; it is sampled instead.
-            assert family.space[hp].contains(value) or value == 0, f"{family.name}.{hp}: default {value} outside"
+            # None: a budget-derived beta (AdEMAMix's beta3 fraction) keeps the written beta by default.
+            sampled = value == 0 or (value is None and hp in family.budget_half_lives)
+            assert family.space[hp].contains(value) or sampled, f"{family.name}.{hp}: default {value} outside"
 
 
 def test_optimizers_command_lists_every_family() -> None:
@@ -258,8 +260,34 @@ class ConvNet(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(3, 8, 3)
         self.bn = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 3)
         self.fc = nn.Linear(8, 8)
         self.classifier = nn.Linear(8, 4)
+
+
+class RawPosGPT(nn.Module):
+    """A GPT with a raw 2-D positional table (nanoGPT-style ``pos_emb = nn.Parameter(T, d)``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tok_emb = nn.Embedding(VOCAB, DIM)
+        self.pos_emb = nn.Parameter(torch.zeros(8, DIM))
+        self.attn = nn.MultiheadAttention(DIM, 2)
+        self.mlp = nn.Linear(DIM, DIM)
+        self.head = nn.Linear(DIM, VOCAB, bias=False)
+
+
+class TinyViT(nn.Module):
+    """Patch-embedding conv (stride = patch), a raw class token and positional table, blocks, head."""
+
+    def __init__(self, patch_linear: bool = False):
+        super().__init__()
+        self.patch = nn.Linear(3 * 4 * 4, DIM) if patch_linear else nn.Conv2d(3, DIM, 4, stride=4)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, DIM))
+        self.pos_embedding = nn.Parameter(torch.zeros(1, 17, DIM))
+        self.blocks = nn.Sequential(nn.Linear(DIM, 2 * DIM), nn.GELU(), nn.Linear(2 * DIM, DIM))
+        self.norm = nn.LayerNorm(DIM)
+        self.head = nn.Linear(DIM, 10)
 
 
 class HeadFirstLM(nn.Module):
@@ -282,11 +310,32 @@ def muon_split(model: nn.Module) -> tuple[set[int], set[int]]:
     )
 
 
-def test_muon_routes_conv_kernels_to_muon_and_the_classifier_to_adamw() -> None:
+def test_muon_takes_every_conv_but_the_first_and_leaves_the_classifier_to_adamw() -> None:
+    """KellerJordan/Muon README: "for a ConvNet, you should use Muon to optimize all the convolutional
+    filters except the first one, and AdamW to optimize everything else" (issue #10, defect 1)."""
     model = ConvNet()
     muon, adam = muon_split(model)
-    assert muon == by_id([model.conv.weight, model.fc.weight])
-    assert by_id([model.classifier.weight, model.bn.weight, model.conv.bias]) <= adam
+    assert muon == by_id([model.conv2.weight, model.fc.weight])
+    assert by_id([model.conv.weight, model.classifier.weight, model.bn.weight, model.conv.bias]) <= adam
+
+
+def test_muon_leaves_a_raw_positional_table_to_adamw() -> None:
+    """KellerJordan/Muon README: "embeddings, classifier heads, and hidden gains/biases should be
+    optimized using standard AdamW"; a raw 2-D pos_emb Parameter is an embedding (issue #10, defect 1)."""
+    model = RawPosGPT()
+    muon, adam = muon_split(model)
+    assert by_id([model.pos_emb, model.tok_emb.weight, model.head.weight]) <= adam
+    assert muon == by_id([model.attn.in_proj_weight, model.attn.out_proj.weight, model.mlp.weight])
+
+
+@pytest.mark.parametrize("patch_linear", [False, True])
+def test_muon_leaves_a_vit_patch_embedding_and_tables_to_adamw(patch_linear: bool) -> None:
+    """A ViT's patch embedding is its input layer (the first conv, or a linear on raw patches) and its
+    class token and positional table are embeddings: all AdamW (KellerJordan/Muon README's rules)."""
+    model = TinyViT(patch_linear)
+    muon, adam = muon_split(model)
+    assert by_id([model.patch.weight, model.cls_token, model.pos_embedding, model.head.weight]) <= adam
+    assert muon == by_id([model.blocks[0].weight, model.blocks[2].weight])
 
 
 def test_muon_finds_an_untied_head_registered_first() -> None:
@@ -405,3 +454,18 @@ def test_ademamix_warms_alpha_and_beta3_up_over_the_budget() -> None:
         assert opt.schedule_beta3(group["t_alpha_beta3"], step, b1, b3) == pytest.approx(
             hl_warmup(step, b3, b1, 400), rel=1e-9
         )
+
+
+def test_optimizers_explain_prints_each_parameter_with_its_group() -> None:
+    """``tunekit optimizers --explain``: TinyRegression's first Linear is its input layer, the last its head."""
+    from pathlib import Path
+
+    from tunekit.cli import main
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "tiny_regression.py"
+    result = CliRunner().invoke(main, ["optimizers", "--explain", str(script)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 5}
+    first, last = [name for name in rows if name.endswith(".weight") and "x" in rows[name].split("│")[2]]
+    assert "input layer" in rows[first] and "AdamW" in rows[first]
+    assert "head" in rows[last] and "│ no " in rows[last]

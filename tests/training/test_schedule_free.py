@@ -18,6 +18,7 @@ import pytest
 import schedulefree
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -261,3 +262,44 @@ def test_batchnorm_refresh_does_not_change_training() -> None:
     without = Regressor(recipe(), batchnorm=True)
     fit(without, [ScheduleFreeSwitch(bn_batches=BN_BATCHES)], validate=False)
     assert_all_close(list(with_val.parameters()), list(without.parameters()))
+
+
+class RecordingStrategy(SingleDeviceStrategy):
+    """Lightning's own single-device strategy, noting when it tears down (moves the module to CPU)."""
+
+    def __init__(self, events: list, **kwargs):
+        super().__init__(**kwargs)
+        self.events = events
+
+    def teardown(self) -> None:
+        self.events.append(("teardown", None, None))
+        super().teardown()
+
+
+class RecordingRegressor(Regressor):
+    """Records every BatchNorm refresh forward: the batch's and the module's device, at that moment."""
+
+    def __init__(self, recipe: Recipe, events: list):
+        super().__init__(recipe, batchnorm=True)
+        self.events = events
+
+    def tunekit_bn_forward(self, batch) -> None:
+        self.events.append(("refresh", batch[0].device, next(self.parameters()).device))
+        self(batch[0])
+
+
+def test_final_batchnorm_refresh_runs_before_teardown_on_the_modules_device() -> None:
+    """Issue #10, defect 5: Lightning 2.6 (trainer.py `_run`) calls on_train_end, then
+    Strategy.teardown() (module to CPU), then on_fit_end; the last refresh must come before teardown."""
+    events: list = []
+    model = RecordingRegressor(recipe(), events)
+    fit(
+        model,
+        [ScheduleFreeSwitch(bn_batches=BN_BATCHES)],
+        validate=False,
+        strategy=RecordingStrategy(events, device=torch.device("cpu")),
+    )
+    kinds = [kind for kind, _, _ in events]
+    assert "refresh" in kinds and "teardown" in kinds
+    assert max(i for i, k in enumerate(kinds) if k == "refresh") < kinds.index("teardown")
+    assert all(batch == module for kind, batch, module in events if kind == "refresh")

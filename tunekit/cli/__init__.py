@@ -16,6 +16,7 @@ COMMANDS = {
     "resume": ("tunekit.cli.search:resume", "Continue a study with the settings stored in it."),
     "show": ("tunekit.cli.inspect:show", "Trials, best recipe, and what was pruned or failed and why."),
     "studies": ("tunekit.cli.inspect:studies", "List the studies in the storage."),
+    "report": ("tunekit.cli.report:report", "Draw a study's report: one HTML page with plots, or Markdown + PNGs."),
     "export": ("tunekit.cli.export:export", "Write a trial's recipe as YAML."),
     "train": ("tunekit.cli.train:train", "Train once with a recipe (reproduce a trial, or use a full budget)."),
     "optimizers": ("tunekit.cli.catalog:optimizers", "List the optimizer families with their defaults."),

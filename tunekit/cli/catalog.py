@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tunekit.cli._options import console, output_option
+from tunekit.cli._options import console, output_option, script_options, script_spec
 
 
 def _fmt(value: object) -> str:
@@ -26,11 +26,24 @@ def _space(space: dict) -> str:
 
 @click.command()
 @click.argument("pattern", default="*")
-def optimizers(pattern: str) -> None:
+@click.option(
+    "--explain",
+    "explain",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="SCRIPT",
+    help="Show which group each parameter of SCRIPT's model goes to (Muon or AdamW) and why.",
+)
+@script_options
+def optimizers(pattern: str, explain: Path | None, **script_args: object) -> None:
     """List the optimizer families (glob PATTERN) with defaults, searched ranges and LR ratio to AdamW."""
     from rich.table import Table
 
     from tunekit.search_spaces.catalog import list_families
+
+    if explain is not None:
+        explain_routing(explain, script_args)
+        return
 
     table = Table(title="optimizer families ((default) = searched without --optimizers)", show_lines=True)
     for col in ("name", "description", "implementation", "defaults", "searched", "LR vs AdamW"):
@@ -45,6 +58,29 @@ def optimizers(pattern: str) -> None:
             _space(dict(f.space)),
             f"{ratio:g}x" if ratio is not None else "own scale",
         )
+    console().print(table)
+
+
+def explain_routing(script: Path, script_args: dict) -> None:
+    """The table of ``--explain``: parameter, shape, role, Muon's group, whether it is in N, why."""
+    from rich.table import Table
+
+    from tunekit.training.param_groups import EMBEDDING, HEAD, HIDDEN, SMALL, classify_parameters
+    from tunekit.training.quiet import silence_lightning
+    from tunekit.training.script import load_script
+
+    silence_lightning()
+    model, _ = load_script(script_spec(script, script_args)).probe(None)
+    table = Table(
+        title=f"parameter routing: {script} (muon family; N as the laws count it)",
+        caption="a tied head shares its embedding's tensor and is listed once, under the embedding's name",
+    )
+    for col in ("parameter", "shape", "role", "muon group", "in N", "why"):
+        table.add_column(col)
+    for r in classify_parameters(model):
+        group = "Muon" if r.role == HIDDEN else "AdamW, no decay" if r.role == SMALL else "AdamW"
+        in_n = "no" if r.role in (EMBEDDING, HEAD) else "yes"
+        table.add_row(r.name, "x".join(map(str, r.param.shape)), r.role, group, in_n, r.why)
     console().print(table)
 
 

@@ -13,6 +13,7 @@ def studies(storage: str | None) -> None:
     """List the studies in the storage with their trial counts and best values."""
     from rich.table import Table
 
+    from tunekit.study.objectives import metric_value
     from tunekit.study.records import SETTINGS_ATTR, state_counts
     from tunekit.study.settings import best_trial
     from tunekit.study.storage import load_existing_study, open_storage, resolve_url, study_names
@@ -35,7 +36,7 @@ def studies(storage: str | None) -> None:
             str(counts["PRUNED"]),
             str(counts["FAIL"]),
             str(counts["RUNNING"]),
-            f"{best.value:.4g} (trial {best.number})" if best else "-",
+            f"{metric_value(best):.4g} (trial {best.number})" if best else "-",
         )
     console().print(table)
 
@@ -46,14 +47,41 @@ def studies(storage: str | None) -> None:
 @click.option(
     "--trial", "trial_number", type=int, default=None, help="Show one trial in full: recipe, reason, traceback."
 )
-def show(study_name: str, storage: str | None, trial_number: int | None) -> None:
+@click.option(
+    "--robust",
+    is_flag=True,
+    help="Retrain the --top best trials with --seeds new seeds each (stored in study NAME.reruns, reused "
+    "next time) and rank them by the mean, with the spread.",
+)
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="New seeds per trial.")
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="Trials to re-run.")
+def show(
+    study_name: str,
+    storage: str | None,
+    trial_number: int | None,
+    robust: bool,
+    seeds: int,
+    top: int,
+) -> None:
     """Show a study's trials with states and reasons, and its best recipe."""
+    if robust:
+        _show_robust(study_name, storage, seeds, top)  # trains on the study's stored device options
+        return
     from rich.syntax import Syntax
 
     from tunekit.cli.views import summary_table
     from tunekit.errors import BadInput
     from tunekit.recipes import Recipe
-    from tunekit.study.records import TRACEBACK_ATTR, origin_of, progress_of, reason_of, recipe_of, state_counts
+    from tunekit.study.objectives import COSTS, metric_value, pareto_front
+    from tunekit.study.records import (
+        TRACEBACK_ATTR,
+        curve_of,
+        origin_of,
+        progress_of,
+        reason_of,
+        recipe_of,
+        state_counts,
+    )
     from tunekit.study.settings import best_trial, open_study
     from tunekit.study.storage import open_storage, resolve_url
 
@@ -67,7 +95,8 @@ def show(study_name: str, storage: str | None, trial_number: int | None) -> None
             raise BadInput(f"study '{study_name}' has no trial {trial_number}; it has trials 0-{len(trials) - 1}.")
         t = match[0]
         out.print(
-            f"trial {t.number}: {t.state.name}" + (f", {settings.metric}={t.value:.6g}" if t.value is not None else "")
+            f"trial {t.number}: {t.state.name}"
+            + (f", {settings.metric}={metric_value(t):.6g}" if metric_value(t) is not None else "")
         )
         if origin_of(t) is not None:
             out.print(f"origin: {origin_of(t).describe()}")
@@ -75,10 +104,8 @@ def show(study_name: str, storage: str | None, trial_number: int | None) -> None
             out.print(f"reason: {reason_of(t)}")
         if t.state.name == "RUNNING" and progress_of(t):
             out.print(f"running: {progress_of(t)}")
-        if t.intermediate_values:
-            out.print(
-                "validation: " + ", ".join(f"step {s}: {v:.4g}" for s, v in sorted(t.intermediate_values.items()))
-            )
+        if curve_of(t):
+            out.print("validation: " + ", ".join(f"step {s}: {v:.4g}" for s, v in sorted(curve_of(t).items())))
         if recipe_of(t):
             out.print(Syntax(Recipe.from_dict(recipe_of(t)).to_yaml(), "yaml"))
         if t.user_attrs.get(TRACEBACK_ATTR):
@@ -95,11 +122,53 @@ def show(study_name: str, storage: str | None, trial_number: int | None) -> None
     best = best_trial(study)
     if best is not None:
         out.print(
-            f"Best: trial {best.number}, {settings.metric}={best.value:.6g}. "
+            f"Best: trial {best.number}, {settings.metric}={metric_value(best):.6g}. "
             f"Export it: tunekit export --study {study_name}{storage_flag(url)} -o {study_name}.yaml",
+            highlight=False,
+        )
+    front = pareto_front(study)
+    if front:
+        unit = COSTS[settings.also].unit
+        points = ", ".join(f"trial {t.number} ({t.values[0]:.4g}, {t.values[1]:.3g} {unit})" for t in front)
+        out.print(
+            f"Pareto front ({settings.metric} against {settings.also}): {points}. "
+            f"Export it: tunekit export --study {study_name}{storage_flag(url)} --pareto -o {study_name}.yaml",
             highlight=False,
         )
     out.print(
         f"Details of one trial (traceback included): tunekit show --study {study_name}{storage_flag(url)} --trial N",
         highlight=False,
     )
+
+
+def _show_robust(study_name: str, storage: str | None, seeds: int, top: int) -> None:
+    """The robust ranking of ``show --robust``: trained (or reused) by the application service."""
+    from rich.table import Table
+
+    from tunekit.service.robust import RobustRequest, robust_ranking
+    from tunekit.study.storage import resolve_url
+    from tunekit.training.quiet import silence_lightning
+
+    silence_lightning()
+    out = console()
+
+    def on_rerun(number: int, seed: int, value: float | None, reason: str) -> None:
+        outcome = f"{value:.4g}" if value is not None else f"failed ({reason})"
+        out.print(f"re-run of trial {number}, seed {seed}: {outcome}", highlight=False)
+
+    request = RobustRequest(study_name, resolve_url(storage), seeds, top)
+    rows = robust_ranking(request, on_rerun)
+    table = Table(title=f"study {study_name}: top {top} re-run with {seeds} new seeds, by mean")
+    for col in ("rank", "trial", "recipe", "trial value", "mean", "spread (sd)", "re-runs"):
+        table.add_column(col, justify="left" if col == "recipe" else "right")
+    for rank, r in enumerate(rows, 1):
+        table.add_row(
+            str(rank), str(r.number), r.label, f"{r.value:.4g}", f"{r.mean:.4g}", f"{r.spread:.2g}", str(len(r.reruns))
+        )
+    out.print(table)
+    if rows:
+        out.print(
+            f"Most robust: trial {rows[0].number}. Export it: tunekit export --study {study_name}"
+            f"{storage_flag(request.url)} --trial {rows[0].number} -o {study_name}.yaml",
+            highlight=False,
+        )

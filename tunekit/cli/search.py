@@ -98,6 +98,19 @@ ray_option = click.option(
     show_default=True,
     help="Validations per trial (reported for pruning).",
 )
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="LightningCLI config (YAML) with the model and data arguments; --model-arg/--data-arg override it.",
+)
+@click.option(
+    "--also",
+    default=None,
+    metavar="seconds|peak_memory",
+    help="A second objective, minimized beside the metric: wall seconds per trial, or peak memory (CUDA "
+    "max_memory_allocated on GPU, peak RSS on CPU). Pruning then applies to the metric alone; see the README.",
+)
 @device_options
 @jobs_option
 @ray_option
@@ -121,6 +134,8 @@ def search(ctx: click.Context, script: Path, study_name: str | None, storage: st
         **settings,
     )
     prepared, n_trials = prepare_search(request)
+    for warning in prepared.warnings:
+        console().print(f"[yellow]Warning: {warning}[/]", highlight=False)
     _run(prepared, n_trials)
 
 

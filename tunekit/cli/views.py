@@ -20,11 +20,13 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tunekit.study.objectives import metric_value
 from tunekit.study.records import (
     PROGRESS_ATTR,
     WORKER_ATTR,
     best_of,
     counts_toward_target,
+    curve_of,
     describe,
     is_surplus,
     progress_of,
@@ -64,14 +66,16 @@ def status_table(study: Any, trials: list, metric: str, target: int | None) -> T
         f"[red]failed {counts['FAIL']}[/]",
     )
     if best is not None:
-        table.add_row("best", f"{metric}={best.value:.4g}", f"trial {best.number}", describe(recipe_of(best)), "", "")
+        table.add_row(
+            "best", f"{metric}={metric_value(best):.4g}", f"trial {best.number}", describe(recipe_of(best)), "", ""
+        )
     return table
 
 
 def print_finished(console: Console, trial: Any, metric: str) -> None:
     """The log line of a finished trial: state, value, recipe, time and, unless complete, why."""
     state = trial.state.name
-    value = f"{trial.value:.4g}" if trial.value is not None else "-"
+    value = f"{metric_value(trial):.4g}" if metric_value(trial) is not None else "-"
     seconds = trial.duration.total_seconds() if trial.duration else 0.0
     reason = reason_of(trial)
     console.print(
@@ -193,7 +197,7 @@ class WorkersView:
             if recipe is None:
                 continue  # sampled parameters not stored yet
             step = (t.user_attrs.get(PROGRESS_ATTR) or {}).get("step", 0)
-            values = t.intermediate_values
+            values = curve_of(t)
             last = f"{self.metric}={values[max(values)]:.4g}" if values else ""
             if number not in self.tasks:
                 where = t.user_attrs.get(WORKER_ATTR, "")
@@ -228,7 +232,7 @@ def summary_table(study: Any, metric: str, limit: int | None = None) -> Table:
         table.add_row(
             str(t.number),
             f"[{STATE_STYLE.get(t.state.name, '')}]{t.state.name}[/]",
-            f"{t.value:.4g}" if t.value is not None else "-",
+            f"{metric_value(t):.4g}" if metric_value(t) is not None else "-",
             opt.get("name", "-"),
             sched.get("name", "-"),
             f"{lr:.2e}" if isinstance(lr, float) else "-",

@@ -1,9 +1,12 @@
 """Measure a run the way the LLM laws define their inputs: N, D and the compute C.
 
-- N, the non-embedding parameter count: every trainable parameter except embedding tables
-  (``nn.Embedding``/``nn.EmbeddingBag`` weights, and bare ``nn.Parameter`` tensors whose name says
-  embedding: ``*emb*``, ``wte``, ``wpe``) and the output head when it is tied to an embedding (the
-  same tensor). An untied head, biases and norm gains count. Frozen parameters do not.
+- N, the non-embedding parameter count: every trainable parameter except the embedding tables and
+  the output head, tied or untied, as ``tunekit.training.param_groups.classify_parameters`` finds
+  them (the same rule Muon's grouping uses; issue #10). Kaplan et al. 2020 (arXiv 2001.08361,
+  §1.3, §2.1) leave "all vocabulary and positional embeddings" out of N, DeepSeek's M leaves out
+  "the vocabulary computation" (Bi et al. 2024, arXiv 2401.02954, §3.2), and Step Law's fitted N is
+  n_layer (4h^2 + 3h d_ff) with no vocabulary term (step-law/steplaw data). Biases and norm gains
+  count. Frozen parameters do not.
 - D, training tokens: steps x batch x tokens per sample. Tokens per sample come from the first
   training batch when its input is an integer tensor of shape (batch, length, ...) (a padded batch
   with an ``attention_mask`` counts its real tokens), or from ``--tokens-per-sample``. Otherwise the
@@ -23,8 +26,6 @@ from typing import Any
 from tunekit.errors import BadInput
 from tunekit.priors._laws import deepseek_flops_per_token, six_n_flops_per_token
 
-# Names of bare nn.Parameter embeddings (GPT-2's wte/wpe, ViT's pos_embedding, ...).
-_EMBEDDING_NAME_PARTS = ("emb", "wte", "wpe")
 # Keys under which a dict batch usually carries its token ids, in order of preference.
 _INPUT_KEYS = ("input_ids", "tokens", "idx", "x", "input", "inputs")
 # Hyperparameter names that give depth and width when the structure does not.
@@ -41,6 +42,7 @@ class ParamCount:
     embeddings: tuple[tuple[str, int], ...] = ()
     tied: tuple[str, ...] = ()
     frozen: int = 0
+    heads: tuple[tuple[str, int], ...] = ()
 
     def describe(self) -> str:
         parts = [f"every trainable parameter ({self.total:,} in all)"]
@@ -49,7 +51,12 @@ class ParamCount:
             parts.append(f"except the embedding tables {names}")
         if self.tied:
             parts.append(f"and the output head tied to them ({', '.join(self.tied)})")
-        text = " ".join(parts) + "; biases and norm gains count"
+        if self.heads:
+            names = ", ".join(f"{n} ({c:,})" for n, c in self.heads)
+            parts.append(f"and the untied output head {names}")
+        text = (
+            " ".join(parts) + "; the head is never in N, tied or not (Kaplan et al. 2020); biases and norm gains count"
+        )
         if self.frozen:
             text += f"; {self.frozen:,} frozen parameters do not"
         return text
@@ -135,32 +142,31 @@ class Measurement:
 
 def count_parameters(model: Any) -> ParamCount:
     """N as the LLM laws define it (see the module docstring), with what was left out by name."""
+    from tunekit.training.param_groups import EMBEDDING, HEAD, classify_parameters
+
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    roles = classify_parameters(model, use_override=False)
+    total = sum(r.param.numel() for r in roles)
+    embeddings = tuple((r.name, r.param.numel()) for r in roles if r.role == EMBEDDING)
+    heads = tuple((r.name, r.param.numel()) for r in roles if r.role == HEAD)
+    tied = _tied_names(model)
+    counted = total - sum(c for _, c in embeddings + heads)
+    return ParamCount(counted, total, embeddings, tied, frozen, heads)
+
+
+def _tied_names(model: Any) -> tuple[str, ...]:
+    """Names under which a layer other than the embedding holds an embedding's weight (a tied head)."""
     from torch import nn
 
-    embedding_kinds = (nn.Embedding, nn.EmbeddingBag)
-    table_names: dict[int, str] = {}
-    for mod_name, module in model.named_modules():
-        if isinstance(module, embedding_kinds):
-            for p_name, p in module.named_parameters(recurse=False):
-                table_names.setdefault(id(p), _join(mod_name, p_name))
-    tied = []
-    for mod_name, module in model.named_modules():
-        if not isinstance(module, embedding_kinds):
-            tied += [_join(mod_name, n) for n, p in module.named_parameters(recurse=False) if id(p) in table_names]
-
-    counted = total = frozen = 0
-    embeddings: list[tuple[str, int]] = []
-    for name, p in model.named_parameters():  # tied tensors appear once, under their first name
-        if not p.requires_grad:
-            frozen += p.numel()
-            continue
-        total += p.numel()
-        leaf = name.rsplit(".", 1)[-1].lower()
-        if id(p) in table_names or any(part in leaf for part in _EMBEDDING_NAME_PARTS):
-            embeddings.append((name, p.numel()))
-        else:
-            counted += p.numel()
-    return ParamCount(counted, total, tuple(embeddings), tuple(tied), frozen)
+    kinds = (nn.Embedding, nn.EmbeddingBag)
+    tables = {id(m.weight) for m in model.modules() if isinstance(m, kinds)}
+    return tuple(
+        _join(mod_name, n)
+        for mod_name, module in model.named_modules()
+        if not isinstance(module, kinds)
+        for n, p in module.named_parameters(recurse=False)
+        if id(p) in tables
+    )
 
 
 def transformer_shape(model: Any) -> Shape:

@@ -20,7 +20,8 @@ from tunekit.registry import Registry
 # Out of a law's domain (and for `--prior none`): AdamW's documented default LR, 1e-3 (Kingma & Ba
 # 2015; torch.optim.AdamW). Each family's centre is this times its ratio, which gives back the
 # families' own reference defaults: SGD 1e-2, schedule-free AdamW 3e-3 (reference 2.5e-3), Lion
-# 2e-4 (reference 1e-4 to 3e-4), Muon (match-RMS) 1e-3.
+# 2e-4 (reference 1e-4 to 3e-4), MARS 1e-2 (reference 6e-3 against AdamW 6e-4). Muon's own LR is
+# absolute (0.02, KellerJordan/Muon), not scaled.
 DEFAULT_CENTRE_LR = 1e-3
 
 # Widths, as multiples of each family's own span (LRRange.span, 10 for the built-in families): the
@@ -111,13 +112,30 @@ def _steplaw(m: Measurement) -> Prediction:
     inputs = {"n_params": m.n_params, "tokens": m.tokens}
     if not m.sequence:
         return Prediction("steplaw", None, None, False, inputs, (_out_of_task_domain(m),))
+    batch = _laws.steplaw_batch_tokens(m.tokens)
     return Prediction(
         "steplaw",
         _laws.steplaw_lr(m.n_params, m.tokens),
-        _laws.steplaw_batch_tokens(m.tokens),
+        batch,
         True,
         inputs,
-        ("eta* = 1.79·N^-0.713·D^0.307, B* = 0.58·D^0.571 tokens", *_scale_note("N", m.n_params, STEPLAW_SMALLEST_N)),
+        (
+            "eta* = 1.79·N^-0.713·D^0.307, B* = 0.58·D^0.571 tokens (the paper's form, as the current calculator)",
+            *_march2025_note(m, batch),
+            *_scale_note("N", m.n_params, STEPLAW_SMALLEST_N),
+        ),
+    )
+
+
+def _march2025_note(m: Measurement, batch: float) -> tuple[str, ...]:
+    """The Step Law calculator's March-2025 batch form, when it differs from the paper's by > 1.5x."""
+    other = _laws.steplaw_batch_tokens_march2025(m.n_params, m.tokens)
+    ratio = max(other / batch, batch / other)
+    if ratio <= _laws.STEPLAW_MARCH2025_SHOW_RATIO:
+        return ()
+    return (
+        f"the Step Law calculator's March-2025 form B = 8.91·N^-0.1636·D^0.592 gives {other:.3g} tokens, "
+        f"{ratio:.2g}x the paper's {batch:.3g} (it was withdrawn on 2025-03-11; the paper's form is used)",
     )
 
 
@@ -144,7 +162,7 @@ def register_builtin_laws(registry: Registry[Law]) -> None:
         Law(
             "steplaw",
             "Step Law: eta*(N, D) and B*(D), fitted on 3,700 AdamW LLM pretraining runs",
-            "Li et al. 2025, Predictable Scale Part I (step-law.github.io, static/js/tool.js)",
+            "Li et al. 2025, Predictable Scale Part I (arXiv 2503.04715; step-law/steplaw fits)",
             _steplaw,
         )
     )
@@ -232,16 +250,11 @@ def family_ranges(centre_lr: float, span_scale: float, families: list[str] | Non
                     lr_range.centre(centre_lr),
                     r.low,
                     r.high,
-                    batch_rule(fam.implementation),
+                    fam.batch_rule,
                     fam.source,
                 )
             )
     return out
-
-
-def batch_rule(implementation: str) -> str:
-    """Batch-size transfer rule of a family: linear for SGD (Goyal et al. 2017), sqrt for Adam-like."""
-    return "linear" if "sgd" in implementation.rsplit(".", 1)[-1].lower() else "sqrt"
 
 
 def log10_span(low: float, high: float) -> float:

@@ -64,9 +64,11 @@ def _wsd_fits(params: Mapping[str, Any]) -> None:
 
 
 def _rex(step: int, total: int, *, beta: float, warmup_fraction: float, **_: Any) -> float:
-    # Chen et al. 2021 (REX), in google/init2winit's generalised form (1 - p) / (1 - p (1 - beta)).
-    # beta = 0.5 is the paper's (1 - p) / (1/2 + 1/2 (1 - p)); beta = 0.1 is the authors' code
-    # (IvanVassi/REX_LR `lr_scheduler.py`: z / (0.1 + 0.9 z), z = 1 - p); beta = 1 is linear decay.
+    # REX (Chen, Wolfe, Kyrillidis, "REX: Revisiting Budgeted Training with an Improved Schedule",
+    # MLSys 2022, arXiv 2107.04197) in google/init2winit's generalised form (1 - p) / (1 - p (1 - beta))
+    # (init2winit/projects/optlrschedule/scheduler/rex_schedule_family.py). beta = 0.5 is the
+    # paper's (1 - p) / (1/2 + 1/2 (1 - p)); beta = 0.1 is the third-party IvanVassi/REX_LR
+    # (`lr_scheduler.py`: z / (0.1 + 0.9 z), z = 1 - p; not by the paper's authors); beta = 1 is linear decay.
     z = 1 - post_warmup_progress(step, total, warmup_fraction)
     return z / (beta + (1 - beta) * z)
 
@@ -158,9 +160,9 @@ def _register_whole_run_decays(register: Callable[[Schedule], Schedule]) -> None
     register(
         Schedule(
             name="rex",
-            description="reflected exponential decay to 0 over the run; beta=0.5 paper, 0.1 authors' code",
-            source="Chen et al. 2021, REX: Revisiting Budgeted Training with an Improved Schedule; "
-            "beta as in google/init2winit rex schedule family",
+            description="reflected exponential decay to 0 over the run; beta=0.5 paper, 0.1 IvanVassi/REX_LR",
+            source="Chen, Wolfe & Kyrillidis 2022 (MLSys), REX: Revisiting Budgeted Training with an Improved "
+            "Schedule; beta as in google/init2winit's rex schedule family",
             fn=_rex,
             space={},  # REX's point is having no schedule hyperparameter; beta stays at the paper's.
             defaults={**_WARMUP, "beta": 0.5},

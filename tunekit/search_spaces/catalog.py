@@ -85,7 +85,7 @@ def multiplier(
 
 
 def warmup_steps(schedule: str | Mapping[str, Any], total: int, params: Mapping[str, Any] | None = None) -> int:
-    """``W = round(warmup_fraction * total)``: warmup steps of a trial (a schedule-free optimizer takes these)."""
+    """``W = ceil(warmup_fraction * total)``: warmup steps of a trial (a schedule-free optimizer takes these)."""
     name, merged = split_section(schedule, params)
     return get_schedule(name).warmup_steps(total, merged)
 

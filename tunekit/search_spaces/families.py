@@ -18,6 +18,14 @@ from tunekit.errors import BadInput
 from tunekit.search_spaces.params import FloatRange, Param
 
 BETA_KEYS = ("beta1", "beta2", "beta3")
+# Batch-size transfer rules: the exponent of the batch ratio kappa = B_new / B_old that multiplies the LR.
+BATCH_RULES = {
+    # Goyal et al. 2017, "Accurate, Large Minibatch SGD" (arXiv 1706.02677): LR proportional to batch.
+    "linear": 1.0,
+    # Malladi, Lyu, Panigrahi, Arora 2022, "On the SDEs and Scaling Rules for Adaptive Gradient
+    # Algorithms" (arXiv 2205.10287): LR x sqrt(kappa) for Adam-like optimizers.
+    "sqrt": 0.5,
+}
 LR_SPAN = 10.0  # an LR range spans centre / LR_SPAN to centre * LR_SPAN (the prior may widen it)
 
 
@@ -44,6 +52,18 @@ class LRRange:
 
 
 @dataclass(frozen=True)
+class Alias:
+    """A keyword argument set to ``factor`` times one of the family's hyperparameters.
+
+    MARS's 1-D AdamW part runs at half the searched LR (AGI-Arena/MARS GPT-2 configs: ``lr_1d``
+    3e-3 with ``learning_rate`` 6e-3): ``Alias("lr", 0.5)``.
+    """
+
+    source: str
+    factor: float = 1.0
+
+
+@dataclass(frozen=True)
 class OptimizerFamily:
     """One optimizer family.
 
@@ -65,11 +85,18 @@ class OptimizerFamily:
         fixed: keyword arguments always passed to the class and not exposed (e.g. nesterov).
         in_default_search: searched when ``--optimizers`` is not given. The default set is small so
             that a budget of a few dozen trials tunes each family instead of touching each once.
-        aliases: keyword arguments that take the value of one of the family's hyperparameters
-            (MARS's 1-D AdamW part runs at the searched LR: ``{"lr_1d": "lr"}``).
+        aliases: keyword arguments derived from one of the family's hyperparameters (``Alias``;
+            MARS's 1-D AdamW part runs at half the searched LR: ``{"lr_1d": Alias("lr", 0.5)}``).
         budget_fractions: keyword arguments set from the trial's step budget, as a fraction of
             ``max_steps`` (AdEMAMix warms alpha and beta3 up over the whole run:
             ``{"t_alpha_beta3": 1.0}``). A family with any needs ``max_steps`` when built.
+        batch_rule: how the LR moves with the batch size (``BATCH_RULES``): ``sqrt`` for Adam-like
+            families, ``linear`` for SGD-like ones.
+        budget_half_lives: hyperparameters that set a beta from the trial's step budget, mapped to
+            that beta: ``{"beta3_half_life_fraction": "beta3"}`` makes beta3's half-life
+            ``ln 0.5 / ln beta3`` that fraction of ``max_steps`` (issue #10). The fraction's default
+            is None, which keeps the beta as written (recipes from before issue #10). A beta set this
+            way is never below beta1 (the slow momentum EMA is never faster than the fast one).
     """
 
     name: str
@@ -83,15 +110,17 @@ class OptimizerFamily:
     schedule_free: bool = False
     fixed: Mapping[str, Any] = field(default_factory=dict)
     in_default_search: bool = False
-    aliases: Mapping[str, str] = field(default_factory=dict)
+    aliases: Mapping[str, Alias] = field(default_factory=dict)
     budget_fractions: Mapping[str, float] = field(default_factory=dict)
+    budget_half_lives: Mapping[str, str] = field(default_factory=dict)
+    batch_rule: str = "sqrt"
 
     def __post_init__(self) -> None:
         accepted = set(self.defaults) | set(BETA_KEYS if "betas" in self.defaults else ())
         unknown = (set(self.space) | set(self.lr_params)) - accepted
         if unknown:
             raise ValueError(f"family {self.name}: searched {sorted(unknown)} not in its defaults")
-        if set(self.aliases.values()) - set(self.defaults):
+        if {a.source for a in self.aliases.values()} - set(self.defaults):
             raise ValueError(f"family {self.name}: aliases name hyperparameters not in its defaults")
         derived = [*self.fixed, *self.aliases, *self.budget_fractions]
         if len(set(derived)) < len(derived) or set(derived) & set(self.defaults):
@@ -102,6 +131,28 @@ class OptimizerFamily:
         """The main LR relative to AdamW's, or None when it is on its own scale."""
         main = self.lr_params.get("lr", LRRange())
         return None if main.absolute is not None else main.ratio
+
+    def at_batch(self, values: Mapping[str, Any], kappa: float) -> dict:
+        """Searched ``values`` chosen at the default batch, moved to a batch ``kappa`` times as large.
+
+        Each LR on the AdamW scale is multiplied by ``kappa ** BATCH_RULES[batch_rule]`` (an LR on
+        its own scale, Muon's, is left alone), and ``beta2`` keeps its half-life in samples:
+        ``beta2 ** kappa`` (Marek, Lotfi, Somasundaram, Wilson, Goldblum 2025, "Small Batch Size
+        Training for Language Models", arXiv 2507.07101, §2: hold the half-life fixed in tokens).
+        """
+        out = dict(values)
+        factor = kappa ** BATCH_RULES[self.batch_rule]
+        for hp, lr_range in self.lr_params.items():
+            if hp in out and lr_range.absolute is None:
+                out[hp] = out[hp] * factor
+        if "beta2" in out:
+            out["beta2"] = out["beta2"] ** kappa
+        return out
+
+    @property
+    def needs_budget(self) -> bool:
+        """The optimizer takes arguments derived from the trial's ``max_steps``."""
+        return bool(self.budget_fractions or self.budget_half_lives)
 
     def resolve(self, values: Mapping[str, Any]) -> dict:
         """Full hyperparameters: defaults overridden by ``values`` (betas folded).

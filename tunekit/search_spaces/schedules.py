@@ -3,7 +3,7 @@
 A schedule is a function ``fn(step, total, **params) -> float`` giving the multiplier of the peak
 learning rate, in [0, 1], at optimizer step ``step`` of a trial of ``total`` optimizer steps.
 Schedules step once per optimizer step, never per epoch. Formulas and sources are in
-``shared/literature.md`` ("Learning-rate schedules"); each registration cites its own.
+cited at each registration in ``builtin_schedules.py``.
 
 Time convention (the same for every schedule):
 
@@ -11,7 +11,8 @@ Time convention (the same for every schedule):
   trial's optimizer steps are ``0 .. total - 1``. ``multiplier(..., total)`` is the value the
   schedule reaches at the end of the budget (the floor); steps past ``total`` read as ``total``.
 - Warmup is shared and applied by :func:`multiplier`, not by ``fn``: with
-  ``W = round(warmup_fraction * total)`` (Python's round), steps ``t < W`` get
+  ``W = ceil(warmup_fraction * total)`` (:func:`warmup_count`; at least one step whenever the
+  fraction is positive, issue #10), steps ``t < W`` get
   ``t/W + (1 - t/W)/100`` (linear from 1% of peak, epfml/schedules-and-scaling ``wsd_schedule``)
   and ``fn`` applies from step ``W`` on.
   ``none`` (schedule-free optimizers) gets no warmup here: the optimizer owns it.
@@ -140,7 +141,7 @@ class Schedule:
         return resolved
 
     def warmup_steps(self, total: int, params: Mapping[str, Any] | None = None) -> int:
-        """``W = round(warmup_fraction * total)`` (a schedule-free optimizer takes these)."""
+        """``W = ceil(warmup_fraction * total)`` (:func:`warmup_count`; a schedule-free optimizer takes these)."""
         return warmup_count(self.resolve(params)["warmup_fraction"], total)
 
     def multiplier(self, step: int, total: int, params: Mapping[str, Any]) -> float:
@@ -172,16 +173,21 @@ def post_warmup_progress(step: int, total: int, warmup_fraction: float) -> float
 
 
 def warmup_count(warmup_fraction: float, total: int) -> int:
-    # Python's round, as literature.md and the schedule-free optimizer's warmup_steps use it.
-    return round(warmup_fraction * total)
+    """Warmup steps of a ``total``-step trial: ``W = ceil(warmup_fraction * total)``, at most ``total``.
+
+    Rounded up, so any positive fraction gives at least one warmup step (issue #10: Python's
+    ``round`` rounds half to even, and ``round(0.05 * 10) == 0`` silently dropped the warmup of a
+    10-step trial). 1e-9 absorbs float error in the product (``0.07 * 100 == 7.000000000000001`` is
+    7 steps, not 8), as :func:`decay_count` does.
+    """
+    if warmup_fraction <= 0:
+        return 0
+    return min(total, max(1, math.ceil(warmup_fraction * total - 1e-9)))
 
 
 def decay_count(decay_fraction: float, total: int) -> int:
     # floor; 1e-9 absorbs float error in the product (0.29 * 100 = 28.999999999999996 is 29 steps).
     return math.floor(decay_fraction * total + 1e-9)
-
-
-# --- Parameter checks ---------------------------------------------------------------------------
 
 
 # --- Parameter checks ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ Parameter names (Optuna's), all conditional on the family or schedule that owns 
     <schedule>.<param>          e.g. wsd.decay_fraction
     warmup_fraction             shared by every schedule (inside the optimizer for schedule-free)
     batch_size                  when the DataModule takes one
-    gradient_clip_val           shared
+    gradient_clip_val           shared; absent for modules with manual optimization (issue #15)
 
 Learning-rate ranges are centred on the prior's AdamW LR times each family's ratio. A space file
 (YAML, ``{low, high, log}`` or ``{choices}`` per name) replaces any parameter's range.
@@ -45,6 +45,11 @@ class SpaceConfig:
     seed: int = 0
     evaluations: int = 4
     accumulate_grad_batches: int = 1
+    manual_optimization: bool = False  # the module optimizes manually: no gradient clipping (issue #15)
+    # The batch max_steps is counted at; with it, a trial at batch B runs max_steps * default / B
+    # steps, so every batch size sees the same samples (issue #10). None (studies from before): equal steps.
+    default_batch_size: int | None = None
+    budget_samples: int | None = None  # max_steps * default_batch_size, recorded for the reader
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -133,7 +138,8 @@ class SearchSpace:
         params["warmup_fraction"] = WARMUP_SPACE
         if c.batch_sizes:
             params["batch_size"] = Choice(tuple(c.batch_sizes))
-        params["gradient_clip_val"] = GRADIENT_CLIP
+        if not c.manual_optimization:  # Lightning clips only in automatic optimization
+            params["gradient_clip_val"] = GRADIENT_CLIP
         return params
 
     def _suggest(self, trial: Any, name: str) -> Any:
@@ -149,13 +155,25 @@ class SearchSpace:
             schedule = get_schedule(self._suggest(trial, "schedule"))
         sched = {name: self._suggest(trial, f"{schedule.name}.{name}") for name in schedule.space}
         sched["warmup_fraction"] = self._suggest(trial, "warmup_fraction")
+        batch = self._suggest(trial, "batch_size") if "batch_size" in self.params else None
+        steps, samples = self.config.max_steps, None
+        default = self.config.default_batch_size
+        if batch is not None and default:
+            # Equal samples across batch sizes (issue #10): steps scale as 1/batch, the schedule follows
+            # the trial's own steps, and the sampled LR and beta2 (chosen at the default batch) move
+            # by the family's transfer rule.
+            samples = self.config.max_steps * default
+            steps = max(1, round(samples / batch))
+            opt = family.at_batch(opt, batch / default)
         training = TrainingSection(
-            max_steps=self.config.max_steps,
-            batch_size=self._suggest(trial, "batch_size") if "batch_size" in self.params else None,
-            gradient_clip_val=self._suggest(trial, "gradient_clip_val"),
+            max_steps=steps,
+            samples=samples,
+            batch_size=batch,
+            gradient_clip_val=self._suggest(trial, "gradient_clip_val") if "gradient_clip_val" in self.params else None,
             seed=self.config.seed,
             evaluations=self.config.evaluations,
             accumulate_grad_batches=self.config.accumulate_grad_batches,
+            manual_optimization=self.config.manual_optimization,
         )
         return Recipe(OptimizerSection(family.name, opt), ScheduleSection(schedule.name, sched), training)
 
@@ -185,3 +203,31 @@ class SearchSpace:
             point["batch_size"] = default_batch_size
         point["gradient_clip_val"] = 1.0
         return {k: v for k, v in point.items() if k in self.params and self.params[k].contains(v)}
+
+    def first_recipe(self, default_batch_size: int | None) -> Recipe:
+        """The recipe of the study's first trial (the predicted point): what the pre-study check runs.
+
+        A parameter the point leaves out (a narrowed range that excludes the prediction) takes its
+        range's low end or first choice; ``gradient_clip_val`` takes its largest choice, so the check
+        runs with clipping on when the space can turn it on.
+        """
+        point = self.predicted_point(default_batch_size)
+        clip = self.params.get("gradient_clip_val")
+        if isinstance(clip, Choice):
+            point["gradient_clip_val"] = max(clip.choices)
+        return self.sample(_FixedPoint(point))
+
+
+class _FixedPoint:
+    """The three ``suggest_*`` calls of an Optuna trial, answering from a dict of values."""
+
+    def __init__(self, values: dict):
+        self.values = values
+
+    def suggest_float(self, name: str, low: float, high: float, log: bool = False) -> float:
+        return self.values.get(name, low)
+
+    suggest_int = suggest_float
+
+    def suggest_categorical(self, name: str, choices: list) -> Any:
+        return self.values.get(name, choices[0])

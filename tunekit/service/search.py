@@ -17,6 +17,7 @@ from tunekit.errors import BadInput
 from tunekit.search_spaces.catalog import default_optimizers, default_schedules
 from tunekit.search_spaces.space import SearchSpace, SpaceConfig, load_space_file, parse_names
 from tunekit.study.coordination import DEFAULT_TRIALS, remaining_trials
+from tunekit.study.objectives import check_also
 from tunekit.study.records import counted_trials
 from tunekit.study.settings import StudySettings, create_or_continue, open_study
 from tunekit.study.storage import is_sqlite, open_storage, reap_dead_workers, sqlite_path
@@ -51,7 +52,9 @@ class SearchRequest:
     options: RunOptions = field(default_factory=RunOptions)
     given: frozenset[str] = frozenset()
     ray: str | None = None  # the Ray cluster's address: the --jobs workers run there (issue #11)
+    config: Path | None = None  # a LightningCLI config: model and data arguments (issue #15)
     run_given: frozenset[str] = frozenset()  # RunOptions fields the user typed; the others keep a study's stored ones
+    also: str | None = None  # a second objective, "seconds" or "peak_memory" (tunekit.study.objectives)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class PreparedRun:
     timeout: float | None = None
     jobs: int = 1
     ray: str | None = None  # the Ray cluster's address, when the workers run there
+    warnings: tuple[str, ...] = ()  # for the user, before the trials start
 
     @property
     def remaining(self) -> int:
@@ -146,12 +150,23 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
     from tunekit.training.fit import check_script
 
     check_jobs(request.jobs, request.url, request.options, request.ray)
+    check_also(request.also)
     optimizer_names = parse_names(request.optimizers, "optimizers") or default_optimizers()
     schedule_names = parse_names(request.schedules, "schedules") or default_schedules()
     overrides = load_space_file(request.space_file) if request.space_file else {}
-    loaded = load_script(request.script)
+    spec, cli_config, given = request.script, None, set(request.given)
+    if request.config is not None:
+        from tunekit.training.cli_config import read_cli_config
+
+        cli_config = read_cli_config(request.config, spec.path)
+        spec = cli_config.apply(spec)
+        given |= {"model_args", "data_args"}  # the config's arguments are chosen as explicitly as options
+    loaded = load_script(spec)
+    if cli_config is not None:
+        cli_config.check(loaded)
     batch = loaded.default_batch_size
-    max_steps, given = request.max_steps, set(request.given)
+    manual = loaded.manual_optimization(batch)  # refuses several optimizers before anything is written
+    max_steps = request.max_steps
     if request.max_epochs is not None:
         if "max_steps" in given:
             raise BadInput("give either --max-steps or --max-epochs, not both.")
@@ -166,16 +181,25 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         max_steps=max_steps,
         span_scale=chosen_prior.span_scale,
         batch_sizes=batch_choices(batch),
+        default_batch_size=batch,
+        budget_samples=max_steps * batch if batch else None,
         overrides=overrides,
         seed=request.seed,
         evaluations=request.evaluations,
+        manual_optimization=manual,
     )
     space = SearchSpace(config)  # validates the space before anything is written
     settings = StudySettings(
-        request.script, request.metric, request.direction, config, chosen_prior.record, run=request.options.to_dict()
+        spec,
+        request.metric,
+        request.direction,
+        config,
+        chosen_prior.record,
+        run=request.options.to_dict(),
+        also=request.also,
     )
     store = open_storage(request.url)
-    check_script(loaded, request.metric, batch, request.options)
+    check_script(loaded, request.metric, space.first_recipe(batch), request.options, batch)
     if request.options.devices > 1:
         from tunekit.training.distributed import check_shardable
 
@@ -186,12 +210,24 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
     # Device options not typed keep the study's stored ones; typed ones apply to this run only.
     options = RunOptions.from_dict(settings.run).overridden(request.options, request.run_given)
     # A continued study runs with its stored settings (options not given keep their stored values).
-    if settings.script != request.script:
+    if settings.script != spec:
         loaded = load_script(settings.script)
     if settings.space != config:
         space = SearchSpace(settings.space)
-    prepared = PreparedRun(request.url, store, study, settings, loaded, space, options, request.timeout, request.jobs)
-    prepared.ray = request.ray
+    warning = cli_config.warning() if cli_config is not None else None
+    prepared = PreparedRun(
+        request.url,
+        store,
+        study,
+        settings,
+        loaded,
+        space,
+        options,
+        request.timeout,
+        request.jobs,
+        ray=request.ray,
+        warnings=(warning,) if warning else (),
+    )
     return prepared, request.trials or DEFAULT_TRIALS
 
 
@@ -306,6 +342,7 @@ OPTION_OF_SETTING = {
     "evaluations": "--evaluations",
     "prior": "--prior",
     "precision": "--precision",
+    "also": "--also",
 }
 
 

@@ -22,6 +22,7 @@ import time
 import traceback
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from tunekit.errors import BadInput, RunFailure
@@ -35,7 +36,9 @@ from tunekit.study.coordination import (
     sampler_seed,
     wait_for_place,
 )
+from tunekit.study.objectives import should_prune_first_objective
 from tunekit.study.records import (
+    CURVE_ATTR,
     INTERRUPTED,
     PROGRESS_ATTR,
     REASON_ATTR,
@@ -49,6 +52,7 @@ from tunekit.study.records import (
 from tunekit.study.sampling import make_pruner, make_sampler
 from tunekit.study.settings import StudySettings
 from tunekit.study.storage import record_heartbeat
+from tunekit.training import peak_memory
 from tunekit.training.fit import RunOptions
 from tunekit.training.script import LoadedScript
 
@@ -144,7 +148,12 @@ def run_search(
             return group.run_fit(recipe, **callbacks)
         return run_fit(recipe, script, settings.metric, options=options, **callbacks)
 
-    def objective(trial: optuna.Trial) -> float:
+    # search --also: two objectives; Optuna does not prune those, so the metric's curve is stored
+    # by tunekit (CURVE_ATTR) and pruned by the same rule on the metric alone (study.objectives).
+    also = settings.also
+    max_steps = settings.space.max_steps
+
+    def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         ran.append(trial.number)
         # Optuna's heartbeat thread records its first beat whenever it gets the GIL and the database
         # lock; a worker killed before that leaves a RUNNING trial with no beat at all, which the
@@ -166,17 +175,35 @@ def run_search(
                 last_record[0] = now
                 trial.set_user_attr(PROGRESS_ATTR, {"step": step, "total": total})
 
+        # Steps at the default batch (issue #10): trials of other batch sizes run max_steps * default / B
+        # steps, so trials are compared at equal samples, not equal steps.
+        at_default = [1.0, settings.space.max_steps]
+        curve: dict[int, float] = {}
+
+        def should_prune(step: int, value: float) -> bool:
+            step = round(step * at_default[0])
+            if also is None:
+                trial.report(value, step)
+                return trial.should_prune()
+            curve[step] = value
+            trial.set_user_attr(CURVE_ATTR, curve)
+            return should_prune_first_objective(study, step, list(curve.values()), max_steps)
+
         def on_eval(step: int, value: float) -> None:
-            trial.report(value, step)
+            prune = should_prune(step, value)
             view.evaluated(step, value)
             # The last evaluation ends the trial: it completes with that value, never pruned at the line.
-            if step < settings.space.max_steps and trial.should_prune():
+            if step < at_default[1] and prune:
                 raise optuna.TrialPruned(f"pruned at step {step} ({settings.metric}={value:.4g}, in the worst quarter)")
 
         try:
             recipe = options.stamp(replace(space.sample(trial), prior=settings.prior))
+            if recipe.training.samples:
+                at_default[:] = [settings.space.max_steps / recipe.training.max_steps, recipe.training.max_steps]
             trial.set_user_attr(RECIPE_ATTR, recipe.to_dict())
             view.trial_started(trial.number, recipe)
+            if also == "peak_memory":
+                peak_memory.start()
             result = train(recipe, on_eval=on_eval, on_step=on_step, should_stop=flag.requested)
         except optuna.TrialPruned as exc:
             trial.set_user_attr(REASON_ATTR, str(exc))
@@ -203,18 +230,30 @@ def run_search(
         if not math.isfinite(result.value):
             trial.set_user_attr(REASON_ATTR, f"diverged at step {result.steps}")
             raise optuna.TrialPruned(f"diverged at step {result.steps}")
-        return result.value
+        if also is None:
+            return result.value
+        return result.value, {"seconds": lambda: result.seconds, "peak_memory": peak_memory.peak_mib}[also]()
 
     def stop_when_broken(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         counted = [t for t in study.get_trials(deepcopy=False) if counts_toward_target(t)]
         if len(counted) < FAIL_FAST_TRIALS or any(t.state.name != "FAIL" for t in counted):
             return
         reasons = {reason_of(t) for t in counted}
-        if len(reasons) == 1:
+        if len(reasons) != 1:
+            return
+        # "The script is broken" only when its code is on the tracebacks (issue #15): a failure
+        # raised by Lightning or tunekit alone is a conflict of settings, not the user's bug.
+        script_path = f'"{Path(settings.script.path).resolve()}"'
+        if all(script_path in t.user_attrs.get(TRACEBACK_ATTR, "") for t in counted):
             raise RunFailure(
                 f"the first {FAIL_FAST_TRIALS} trials all failed with '{reasons.pop()}'; the script is "
                 "broken: fix it ('tunekit show' has the traceback) and run again."
             )
+        raise RunFailure(
+            f"the first {FAIL_FAST_TRIALS} trials all failed with '{reasons.pop()}' inside Lightning or tunekit, "
+            "not in the script's code, so a setting of the script (a callback, a hook) and tunekit's conflict; "
+            "find it in the traceback ('tunekit show') and change it, or report it as a tunekit issue."
+        )
 
     deadline = None if timeout is None else time.monotonic() + timeout
 

@@ -13,6 +13,7 @@ from typing import Any
 from tunekit.errors import BadInput
 from tunekit.priors._fit import StudyTrials, TrialPoint
 from tunekit.search_spaces.catalog import get_family
+from tunekit.study.objectives import metric_value
 from tunekit.study.records import recipe_of
 
 
@@ -37,7 +38,7 @@ def read_study(study: Any, settings: Any, family: str | None = None) -> StudyTri
     points, skipped = [], 0
     for t in study.get_trials(deepcopy=False):
         recipe = recipe_of(t)
-        if t.state.name != "COMPLETE" or not recipe or t.value is None or not math.isfinite(t.value):
+        if t.state.name != "COMPLETE" or not recipe or metric_value(t) is None or not math.isfinite(metric_value(t)):
             continue
         fam = get_family(recipe["optimizer"]["name"])
         if fam.lr_ratio is None or (family is not None and fam.name != family):
@@ -48,7 +49,7 @@ def read_study(study: Any, settings: Any, family: str | None = None) -> StudyTri
         batch_units = batch * (per_sample if sequence else 1.0)
         points.append(
             TrialPoint(
-                float(t.value),
+                float(metric_value(t)),  # the metric, also in a search --also study
                 recipe["optimizer"]["lr"] / fam.lr_ratio,
                 float(batch_units),
                 float(training["max_steps"] * batch_units),

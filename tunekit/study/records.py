@@ -23,6 +23,10 @@ TRACEBACK_ATTR = "tunekit.traceback"
 PREDICTED_ATTR = "tunekit.predicted_family"  # on a family's queued predicted point
 ORIGIN_ATTR = "tunekit.origin"  # why a trial was enqueued (see Origin)
 WORKER_ATTR = "tunekit.worker"  # "host:pid" of the process running the trial
+RERUN_ATTR = "tunekit.rerun"  # {"of": trial number, "seed": training seed} on a show --robust re-run
+# {step: value} of the metric in a multi-objective study (search --also), where Optuna's Trial.report
+# raises and intermediate values on pruned trials break TPE's multi-objective split (Optuna 5.1)
+CURVE_ATTR = "tunekit.curve"
 PROGRESS_ATTR = "tunekit.progress"  # {"step": s, "total": T}, updated every few seconds while running
 
 # Reasons for failures that are not the trial's fault: such trials are retried and not counted.
@@ -40,7 +44,7 @@ STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 class Origin:
     """Why a trial was queued: the prior's prediction, or a retry of trial ``of`` (``why``)."""
 
-    kind: str  # "prediction" or "retry"
+    kind: str  # "prediction", "retry", or "rerun" (a top trial retrained with a new seed, show --robust)
     of: int | None = None
     why: str | None = None  # for a retry: "interrupted" or "worker died"
 
@@ -48,6 +52,8 @@ class Origin:
         """The sentence ``show`` prints (the one old studies stored)."""
         if self.kind == "prediction":
             return "prior prediction"
+        if self.kind == "rerun":
+            return f"re-run of trial {self.of} ({self.why})"
         if self.why == "interrupted":
             return f"retry of interrupted trial {self.of}"
         return f"retry of trial {self.of} ({self.why})"
@@ -61,6 +67,11 @@ PREDICTION = Origin("prediction")
 
 def retry_of(number: int, why: str) -> Origin:
     return Origin("retry", number, why)
+
+
+def rerun_of(number: int, seed: int) -> Origin:
+    """A re-run of trial ``number`` with training seed ``seed`` (``show --robust``, issue #12)."""
+    return Origin("rerun", number, f"seed {seed}")
 
 
 _OLD_RETRY = (
@@ -81,6 +92,13 @@ def origin_of(trial: Any) -> Origin | None:
         if match:
             return retry_of(int(match.group(1)), why or match.group(2))
     return None
+
+
+def curve_of(trial: Any) -> dict[int, float]:
+    """The metric's values by validation step: reported to Optuna, or (multi-objective) ``CURVE_ATTR``."""
+    if trial.intermediate_values:
+        return dict(trial.intermediate_values)
+    return {int(step): value for step, value in (trial.user_attrs.get(CURVE_ATTR) or {}).items()}
 
 
 def recipe_of(trial: Any) -> dict | None:
@@ -138,7 +156,8 @@ def progress_of(trial: Any) -> str:
 def ranked(trials: list, minimize: bool) -> list:
     """The complete trials among ``trials``, best first."""
     complete = [t for t in trials if t.state.name == "COMPLETE"]
-    return sorted(complete, key=lambda t: t.value, reverse=not minimize)
+    # values[0]: the metric, also in a multi-objective study (search --also), where t.value raises
+    return sorted(complete, key=lambda t: t.values[0], reverse=not minimize)
 
 
 def best_of(trials: list, minimize: bool) -> Any | None:

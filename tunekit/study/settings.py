@@ -14,6 +14,7 @@ from typing import Any
 from tunekit.errors import BadInput
 from tunekit.recipes import DEFAULT_PRECISION
 from tunekit.search_spaces.space import SpaceConfig
+from tunekit.study.objectives import directions
 from tunekit.study.records import SETTINGS_ATTR, best_of, ranked
 from tunekit.study.storage import load_existing_study, study_names
 from tunekit.training.script import ScriptSpec
@@ -38,6 +39,7 @@ COMPARABLE = (
     "evaluations",
     "prior",
     "precision",  # changes the numbers; devices, strategy and accelerator change only where they are computed
+    "also",
 )
 
 
@@ -52,6 +54,7 @@ class StudySettings:
     prior: dict
     target_trials: int | None = None
     run: dict = field(default_factory=dict)  # RunOptions.to_dict() (issue #11); {} in studies stored before it
+    also: str | None = None  # the second objective of ``search --also`` (tunekit.study.objectives)
 
     def to_dict(self) -> dict:
         return {
@@ -63,6 +66,7 @@ class StudySettings:
             "prior": self.prior,
             "target_trials": self.target_trials,
             "run": self.run,
+            **({"also": self.also} if self.also else {}),
         }
 
     @classmethod
@@ -82,6 +86,7 @@ class StudySettings:
             data["prior"],
             data.get("target_trials"),
             dict(data.get("run") or {}),
+            data.get("also"),
         )
 
     def save(self, study: Any) -> None:
@@ -105,6 +110,7 @@ class StudySettings:
             **{key: space[key] for key in ("max_steps", "optimizers", "schedules", "overrides", "seed", "evaluations")},
             "prior": self.prior.get("law"),
             "precision": self.run.get("precision", DEFAULT_PRECISION),
+            "also": self.also,
         }
 
 
@@ -125,7 +131,9 @@ def create_or_continue(
 
     if name not in study_names(storage):
         try:
-            study = optuna.create_study(storage=storage, study_name=name, direction=settings.direction)
+            study = optuna.create_study(
+                storage=storage, study_name=name, directions=directions(settings.direction, settings.also)
+            )
         except optuna.exceptions.DuplicatedStudyError:
             pass  # another worker created it a moment ago: continue it below
         else:
@@ -174,4 +182,4 @@ def ranked_trials(study: Any) -> list:
 
 
 def is_minimized(study: Any) -> bool:
-    return study.direction.name == "MINIMIZE"
+    return study.directions[0].name == "MINIMIZE"  # the metric's direction, also with --also

@@ -2,7 +2,8 @@
 
 Heartbeats are on for every storage so trials of killed workers are detected and retried with the
 same parameters instead of staying RUNNING (Optuna 5's TPE treats RUNNING trials as constant liars,
-so zombies would bias sampling; literature.md, "Practice"). A running trial's worker records a
+so zombies would bias sampling; Optuna docs, ``RDBStorage(heartbeat_interval=...)`` and
+``RetryFailedTrialCallback``). A running trial's worker records a
 heartbeat every ``$TUNEKIT_HEARTBEAT_INTERVAL`` seconds (default 10); a RUNNING trial silent for
 ``HEARTBEAT_GRACE_FACTOR`` intervals (default 40 s) belongs to a dead worker. It is then marked
 FAIL and queued again with the same parameters, by whichever ``search``/``resume`` worker looks
@@ -136,7 +137,7 @@ def open_storage(url: str) -> Any:
     """An Optuna ``RDBStorage`` for ``url`` with heartbeats and retry of dead workers' trials.
 
     Creating the schema is retried when several processes create it at once on a fresh database
-    (they race on ``alembic_version``; literature.md, "Practice").
+    (they race on ``alembic_version``: optuna/optuna issues #1092 and #4621).
 
     Raises:
         BadInput: the URL is malformed, the server cannot be reached, the file is not a usable

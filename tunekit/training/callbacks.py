@@ -45,7 +45,8 @@ class EvalReporter(pl.Callback):
     ``on_eval(step, value)`` is called with each finite value; it reports to Optuna and may raise
     ``optuna.TrialPruned``. We write this instead of optuna-integration's
     PyTorchLightningPruningCallback because that one reports once per epoch (step=epoch), so it
-    cannot prune a step-budgeted run that lives inside one epoch (literature.md, "Practice").
+    cannot prune a step-budgeted run that lives inside one epoch (optuna/optuna-integration,
+    ``pytorch_lightning.py``: ``self._trial.report(current_score, step=epoch)``).
     """
 
     def __init__(self, metric: str, on_eval: Callable[[int, float], None] | None = None):
@@ -213,8 +214,17 @@ class ScheduleFreeSwitch(pl.Callback):
         # BN is refreshed only when something reads the weights (validation, a save).
         self._eval(trainer, pl_module, refresh_bn=False)
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+    def on_train_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        # The last refresh runs here, not in on_fit_end: Lightning calls on_train_end at the end of
+        # the fit loop, with the module still on its device, then Strategy.teardown() moves the module
+        # to CPU, and only then on_fit_end (lightning/pytorch/trainer/trainer.py `_run`), when the
+        # cached batches are still on the device (issue #10, defect 5). ModelCheckpoint's own
+        # on_train_end (save_last) runs after this one: Lightning orders checkpoint callbacks last.
         self._eval(trainer, pl_module)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        for opt in self._optimizers(trainer):
+            opt.eval()  # a stopped or interrupted run is left at x too; BN was refreshed in on_train_end
         self._remove_hooks()
         self._recent.clear()
 

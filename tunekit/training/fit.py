@@ -8,7 +8,6 @@ points would change the data order).
 from __future__ import annotations
 
 import time
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
@@ -230,6 +229,7 @@ def run_fit(
         Diverged: the loss or the metric became NaN/inf.
         Interrupted: ``should_stop()`` returned True.
         MetricNotLogged: ``metric`` was never logged.
+        BadInput: the recipe clips gradients and the module optimizes manually.
         Exception: whatever the user's code raised.
     """
     from tunekit.training.quiet import silence_lightning
@@ -237,24 +237,19 @@ def run_fit(
     silence_lightning()
     import lightning.pytorch as pl
 
-    from tunekit.training.callbacks import DivergenceGuard, EvalReporter, Interrupted, ScheduleFreeSwitch, StepHook
-    from tunekit.training.use_recipe import UseRecipe
-
     options = options or RunOptions(accelerator or "auto")
     start = time.perf_counter()
     t = recipe.training
     pl.seed_everything(t.seed, workers=True, verbose=False)
     model = script.build_model()
     data = script.build_data(t.batch_size)
-
-    use_recipe = UseRecipe(recipe)
-    use_recipe.install(model)  # before fit: the script need not define configure_optimizers at all
     ranks = rank_and_world(options)
     if ranks is None:
-        reporter = EvalReporter(metric, on_eval)
-        callbacks: list = [use_recipe, DivergenceGuard(), StepHook(on_step, should_stop), reporter]
-        shared: dict[str, Any] = {}
+        callbacks, reporter = trial_callbacks(recipe, metric, on_eval, on_step, should_stop)
+        trainer = trial_trainer(recipe, model, options, callbacks)
+        fit_to_the_end(trainer, model, data, reporter)
     else:  # one rank of a tunekit-launched DDP trial (training/ranks.py): decisions shared by all ranks
+        from tunekit.training.callbacks import Interrupted, ScheduleFreeSwitch, StepHook
         from tunekit.training.distributed import (
             ReplayRng,
             SharedEvalReporter,
@@ -262,25 +257,15 @@ def run_fit(
             ddp_settings,
             shard_loaders,
         )
+        from tunekit.training.use_recipe import UseRecipe
 
         shard_loaders(data if data is not None else model, *ranks)
         reporter = SharedEvalReporter(metric, on_eval)
         guard = SharedStepGuard(should_stop, Interrupted)
-        callbacks = [ReplayRng(), use_recipe, guard, StepHook(on_step, None), reporter]
-        shared = ddp_settings()
-    if recipe.schedule_free:
-        callbacks.append(ScheduleFreeSwitch())
-    trainer = make_trainer(
-        options,
-        callbacks,
-        **budget_settings(t.max_steps, t.validation_interval),
-        accumulate_grad_batches=t.accumulate_grad_batches,
-        gradient_clip_val=t.gradient_clip_val or None,
-        **shared,
-    )
-    if ranks is None:
-        fit_to_the_end(trainer, model, data, reporter)
-    else:
+        callbacks = [UseRecipe(recipe), ReplayRng(), guard, StepHook(on_step, None), reporter]
+        if recipe.schedule_free:
+            callbacks.append(ScheduleFreeSwitch())
+        trainer = trial_trainer(recipe, model, options, callbacks, **ddp_settings())
         kwargs: dict[str, Any] = {"datamodule": data} if data is not None else {}
         trainer.fit(model, **kwargs)
         stop = guard.stop or reporter.stop
@@ -295,36 +280,113 @@ def run_fit(
     )
 
 
-def check_script(script: LoadedScript, metric: str, batch_size: int | None, options: RunOptions | None = None) -> None:
-    """Run one training and one validation batch (Lightning's ``fast_dev_run``) before a study starts.
+def trial_callbacks(
+    recipe: Recipe,
+    metric: str,
+    on_eval: Callable[[int, float], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[list, Any]:
+    """A trial's callbacks (``UseRecipe`` first) and its ``EvalReporter``."""
+    from tunekit.training.callbacks import DivergenceGuard, EvalReporter, ScheduleFreeSwitch, StepHook
+    from tunekit.training.use_recipe import UseRecipe
 
-    Catches a broken ``training_step``/``validation_step`` or a metric that is never logged while
-    the study database is still untouched. It runs on the trials' accelerator and precision, on
-    one device (one batch needs no process group), with the module built directly there
-    (``Trainer.init_module``): a model too big for CPU memory is never built on the CPU (issue #11).
+    reporter = EvalReporter(metric, on_eval)
+    callbacks: list = [UseRecipe(recipe), DivergenceGuard(), StepHook(on_step, should_stop), reporter]
+    if recipe.schedule_free:
+        callbacks.append(ScheduleFreeSwitch())
+    return callbacks, reporter
+
+
+def trial_settings(recipe: Recipe) -> dict[str, Any]:
+    """The Trainer settings a recipe sets (besides ``RunOptions``): budget, validation, accumulation, clipping."""
+    t = recipe.training
+    return {
+        **budget_settings(t.max_steps, t.validation_interval),
+        "accumulate_grad_batches": t.accumulate_grad_batches,
+        "gradient_clip_val": t.gradient_clip_val or None,
+    }
+
+
+def trial_trainer(recipe: Recipe, model: Any, options: RunOptions, callbacks: list, **overrides: Any) -> Any:
+    """The Trainer of a trial of ``recipe`` on ``model``; installs the recipe's optimizers on ``model``.
 
     Raises:
-        BadInput: the script fails the check; the message names the error and the fix.
+        BadInput: the recipe clips gradients and ``model`` optimizes manually (Lightning clips only
+            in automatic optimization, issue #15).
     """
-    from tunekit.training.callbacks import MetricNotLogged
+    from tunekit.errors import BadInput
+
+    callbacks[0].install(model)  # before fit: the script need not define configure_optimizers at all
+    clip = recipe.training.gradient_clip_val
+    if clip and not model.automatic_optimization:
+        raise BadInput(
+            f"the recipe sets training.gradient_clip_val {clip}, but {type(model).__name__} optimizes manually "
+            "and Lightning clips gradients only in automatic optimization; set gradient_clip_val: null."
+        )
+    return make_trainer(options, callbacks, **{**trial_settings(recipe), **overrides})
+
+
+def check_script(
+    script: LoadedScript, metric: str, recipe: Recipe, options: RunOptions, batch_size: int | None
+) -> None:
+    """Run one training and one validation batch of a trial of ``recipe`` before a study starts.
+
+    The trial's own Trainer (``trial_trainer``: clipping, accumulation, ``options``' hardware,
+    callbacks) runs with Lightning's ``fast_dev_run``, so a broken ``training_step`` or
+    ``validation_step``, a metric that is never logged, or a conflict between tunekit's Trainer
+    settings and the script is caught while the study database is still untouched (issue #15).
+
+    Raises:
+        BadInput: the script fails the check; the message says whose code or setting failed and the fix.
+    """
+    from tunekit.errors import BadInput
+    from tunekit.training.callbacks import Diverged, MetricNotLogged
     from tunekit.training.quiet import silence_lightning
 
     silence_lightning()
     import lightning.pytorch as pl
-    import torch
 
-    pl.seed_everything(0, verbose=False)
-    options = replace(options or RunOptions(), devices=1, strategy="auto")
-    trainer = make_trainer(options, [], fast_dev_run=1)
-    with trainer.init_module():
+    pl.seed_everything(recipe.training.seed, verbose=False)
+    # One batch needs no process group: one device, on the trials' accelerator and precision, with the
+    # module built directly there (``Trainer.init_module``), never first on the CPU (issue #11).
+    options = replace(options, devices=1, strategy="auto")
+    with make_trainer(options, []).init_module():
         model = script.build_model()
     _, data = script.probe(batch_size)  # the DataModule the prior measured: built once
-    # The script's own configure_optimizers is replaced in every trial, so it is not checked here.
-    model.configure_optimizers = types.MethodType(lambda m: torch.optim.AdamW(m.parameters()), model)
+    callbacks, _ = trial_callbacks(recipe, metric)
+    trainer = trial_trainer(recipe, model, options, callbacks, fast_dev_run=1)
     kwargs: dict[str, Any] = {"datamodule": data} if data is not None else {}
     try:
         trainer.fit(model, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - the user's training or validation code
-        raise BadInput(f"a one-step check of the script failed: {type(exc).__name__}: {exc}; fix the script.") from None
-    if metric not in trainer.callback_metrics:
-        raise MetricNotLogged.of(metric, trainer.callback_metrics)
+    except MetricNotLogged:
+        raise
+    except Diverged:
+        raise BadInput(
+            "the training loss of the first batch is NaN or infinite, before any update; fix the script's loss."
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - the user's code, or Lightning refusing tunekit's settings
+        raise BadInput(check_failure(exc, script.spec.path, recipe, options)) from None
+
+
+def check_failure(exc: BaseException, script_path: str, recipe: Recipe, options: RunOptions) -> str:
+    """The sentence for a failed check: the script's code raised, or tunekit's settings conflict with it."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from tunekit.training.script import raised_in
+
+    what = f"{type(exc).__name__}: {exc}"
+    if raised_in(exc, script_path):
+        return f"a one-step check of the script failed: {what}; fix the script."
+    if not isinstance(exc, MisconfigurationException):
+        return (
+            f"a one-step check failed inside tunekit or Lightning, not in the script's code: {what}; "
+            "report it as a tunekit issue with this message."
+        )
+    settings = {**options.trainer_kwargs(), **trial_settings(recipe)}
+    keys = ("accelerator", "devices", "strategy", "precision", "accumulate_grad_batches", "gradient_clip_val")
+    shown = ", ".join(f"{k}={settings[k]}" for k in keys if k in settings)
+    return (
+        f"Lightning refused tunekit's Trainer settings for this script ({shown}): {what}; the script's code did "
+        "not raise, so change the script's setting that conflicts or the tunekit option (e.g. --accelerator)."
+    )

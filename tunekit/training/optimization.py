@@ -38,13 +38,17 @@ def instantiate(
         ValueError: the family needs the step budget and ``max_steps`` is missing.
     """
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}
-    kwargs.update({arg: kwargs[source] for arg, source in family.aliases.items()})
-    if family.budget_fractions:
-        if max_steps is None:
-            raise ValueError(
-                f"optimizer '{family.name}' sets {', '.join(family.budget_fractions)} from the step budget: pass max_steps"
-            )
-        kwargs.update({arg: max(1, round(f * max_steps)) for arg, f in family.budget_fractions.items()})
+    kwargs.update({arg: alias.factor * kwargs[alias.source] for arg, alias in family.aliases.items()})
+    if family.needs_budget and max_steps is None:
+        derived = [*family.budget_fractions, *family.budget_half_lives.values()]
+        raise ValueError(f"optimizer '{family.name}' sets {', '.join(derived)} from the step budget: pass max_steps")
+    kwargs.update({arg: max(1, round(f * max_steps)) for arg, f in family.budget_fractions.items()})
+    for hp, beta in family.budget_half_lives.items():
+        fraction = kwargs.pop(hp)
+        if fraction is not None:
+            betas, index = list(kwargs["betas"]), int(beta[-1]) - 1
+            betas[index] = max(0.5 ** (1.0 / (fraction * max_steps)), betas[0])
+            kwargs["betas"] = tuple(betas)
     return optimizer_class(family)(param_groups, **kwargs, **family.fixed)
 
 
@@ -65,9 +69,19 @@ def configure_optimizers(model: Any, recipe: Recipe) -> dict:
 
     The scheduler is stepped every optimizer step (``interval: "step"``): Lightning's default
     interval is "epoch", which silently turns a step-based schedule into a per-epoch one.
+
+    Manual optimization (``model.automatic_optimization = False``, issue #15): Lightning steps no
+    scheduler then, so the schedule is stepped by a step post-hook on the torch optimizer itself and
+    is not returned to Lightning (``self.lr_schedulers()`` is None, so a script that steps its own
+    scheduler cannot step ours twice). The hook sits on the torch optimizer rather than on
+    Lightning's ``LightningOptimizer`` wrapper because every real update goes through it: the
+    wrapper's ``step``, precision plugins' closures, and a script that calls the inner optimizer.
     """
     optimizer = create_optimizer(model, recipe)
     scheduler = build_lr_scheduler(optimizer, recipe.schedule.to_dict(), recipe.training.max_steps)
+    if scheduler is not None and not getattr(model, "automatic_optimization", True):
+        optimizer.register_step_post_hook(lambda *_: scheduler.step())
+        return {"optimizer": optimizer}
     if scheduler is None:
         return {"optimizer": optimizer}
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}

@@ -4,7 +4,7 @@ A rule maps ``(model, hparams)`` to torch param groups; the rules are entries of
 ``GROUPING_RULES`` registry. The family names its rule (``grouping``), so callers never
 special-case a family. Which parameter is a hidden matrix (Muon's) and which is an embedding, head
 or bias is decided in one place, :func:`split_hidden_matrices`. Every rule gives parameters with ndim < 2 (biases, norm gains)
-no weight decay (nanoGPT's ``configure_optimizers``; literature.md, "Optimizer families").
+no weight decay (karpathy/nanoGPT ``model.py`` ``configure_optimizers``).
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ def muon_hidden(model: Any, hparams: dict) -> list[dict]:
 
     1. Muon, decayed: 2-D weights and convolution kernels (Muon flattens them to
        ``(out, in * k * k)``) that are not in group 2.
-    2. AdamW, decayed: the input embedding and the output head, found by structure rather than by
-       name (see :func:`embedding_and_head`), other tensors with ndim > 2 that are not conv kernels
-       (e.g. a raw positional-embedding ``Parameter``), and anything the module names in its
-       ``tunekit_adam_params`` attribute.
+    2. AdamW, decayed: embeddings (``nn.Embedding`` and raw positional tables), the output head,
+       the first layer on the raw input (a CNN's first conv, a ViT's patch embedding), found by
+       structure rather than by name (:func:`classify_parameters`), and anything the module names
+       in its ``tunekit_adam_params`` attribute.
     3. AdamW, no decay: ndim < 2 (biases, norm gains).
 
     Override: a LightningModule (or any ``nn.Module``) may set ``tunekit_adam_params`` to a list of
@@ -68,28 +68,98 @@ def muon_hidden(model: Any, hparams: dict) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
-def split_hidden_matrices(model: Any) -> tuple[list, list, list]:
-    """Trainable parameters as (hidden matrices, other tensors with ndim >= 2, ndim < 2).
+# Roles of a trainable parameter, as `classify_parameters` gives them. Muon takes "hidden" only;
+# N (tunekit.priors._measure) leaves "embedding" and "head" out.
+HIDDEN, EMBEDDING, HEAD, INPUT, SMALL, NAMED = "hidden", "embedding", "head", "input layer", "norm/bias", "override"
 
-    Hidden matrices are the 2-D weights and convolution kernels that are not the input embedding
-    or the output head (:func:`embedding_and_head`) and not named in ``tunekit_adam_params``: what
-    Muon orthogonalises. The one place this classification lives (issue #10 builds on it).
+
+@dataclass(frozen=True)
+class ParamRole:
+    """One trainable parameter's role and the reason for it (``tunekit optimizers --explain``)."""
+
+    name: str
+    param: Any
+    role: str
+    why: str
+
+
+def classify_parameters(model: Any, use_override: bool = True) -> list[ParamRole]:
+    """Every trainable parameter of ``model`` with its role, in ``named_parameters`` order (issue #10).
+
+    The one rule, used by Muon's grouping and by the N of the scaling laws:
+
+    - ``norm/bias``: ndim < 2 (biases, norm gains).
+    - ``embedding``: ``nn.Embedding``/``nn.EmbeddingBag`` weights, and any raw ``nn.Parameter`` with
+      ndim >= 2 held by a module that is not a ``torch.nn`` layer (a GPT's ``pos_emb``, a ViT's
+      positional table or class token): a table the input indexes or is added to, not a matrix the
+      activations are multiplied by. (``nn.MultiheadAttention``'s raw ``in_proj_weight`` is a
+      ``torch.nn`` layer's matrix and stays hidden.)
+    - ``head``: the output head (:func:`embedding_and_head`: tied to an embedding, shape-matched to
+      one, or the last ``nn.Linear``).
+    - ``input layer``: when the model has no ``nn.Embedding``, the first convolution or ``nn.Linear``
+      in registration order is the layer that consumes the raw input: a CNN's first conv
+      (KellerJordan/Muon README: Muon takes "all the convolutional filters except the first one"),
+      a ViT's patch embedding (conv or linear), a linear on raw features. Registration order is
+      the heuristic (modules are almost always registered in the order ``forward`` uses them; a
+      forward trace would need a real batch, which grouping does not have); with an
+      ``nn.Embedding`` the embedding is the input layer and every later Linear is hidden.
+    - ``override``: named in the module's ``tunekit_adam_params`` globs (only with ``use_override``:
+      the globs move parameters out of Muon, they do not change what N counts).
+    - ``hidden``: every other 2-D weight or convolution kernel: what Muon orthogonalises.
 
     Raises:
         BadInput: a ``tunekit_adam_params`` glob matches no parameter.
     """
-    adam_ids = {id(p) for p in embedding_and_head(model)} | {id(p) for p in _override(model)}
-    kernels = {id(m.weight) for m in model.modules() if _is_conv(m)}
-    hidden, other, small = [], [], []
-    for _, p in model.named_parameters():
+    from torch import nn
+
+    modules = list(model.modules())
+    heads = {id(p) for p in embedding_and_head(model)}
+    tables = {id(m.weight) for m in modules if isinstance(m, (nn.Embedding, nn.EmbeddingBag))}
+    heads -= tables
+    kernels = {id(m.weight) for m in modules if _is_conv(m)}
+    raw = {
+        id(p)
+        for m in modules
+        for p in m.parameters(recurse=False)
+        if (p.ndim >= 2 and not type(m).__module__.startswith("torch.nn")) or (p.ndim > 2 and id(p) not in kernels)
+    }
+    first = None if tables else next((m for m in modules if isinstance(m, nn.Linear) or _is_conv(m)), None)
+    inputs = {id(first.weight)} - heads if first is not None else set()
+    named = {id(p) for p in _override(model)} if use_override else set()
+    out = []
+    for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         if p.ndim < 2:
-            small.append(p)
-        elif id(p) not in adam_ids and (p.ndim == 2 or id(p) in kernels):
-            hidden.append(p)
+            role, why = SMALL, "ndim < 2: AdamW without weight decay"
+        elif id(p) in named:
+            role, why = NAMED, f"named in {ADAM_PARAMS_ATTR}"
+        elif id(p) in tables:
+            role, why = EMBEDDING, "nn.Embedding weight"
+        elif id(p) in raw:
+            role, why = EMBEDDING, "raw nn.Parameter table (positional embedding, class token)"
+        elif id(p) in heads:
+            role, why = HEAD, "output head (tied, shape of an embedding, or the last nn.Linear)"
+        elif id(p) in inputs:
+            role, why = INPUT, f"first layer on the raw input ({type(first).__name__}, no nn.Embedding)"
         else:
-            other.append(p)
+            role, why = HIDDEN, "hidden matrix" + (" (conv kernel, flattened)" if p.ndim > 2 else "")
+        out.append(ParamRole(name, p, role, why))
+    return out
+
+
+def split_hidden_matrices(model: Any) -> tuple[list, list, list]:
+    """Trainable parameters as (hidden matrices, other tensors with ndim >= 2, ndim < 2).
+
+    Hidden matrices are what Muon orthogonalises; the roles are :func:`classify_parameters`'s, the
+    one place this classification lives.
+
+    Raises:
+        BadInput: a ``tunekit_adam_params`` glob matches no parameter.
+    """
+    hidden, other, small = [], [], []
+    for r in classify_parameters(model):
+        (hidden if r.role == HIDDEN else small if r.role == SMALL else other).append(r.param)
     return hidden, other, small
 
 

@@ -1,6 +1,6 @@
 """Load a user's model script by path and find what to train.
 
-Contract (``../shared/design.md``, "The model script"): the file defines exactly one
+Contract (README, "Your model script"): the file defines exactly one
 LightningModule subclass (or ``--model CLASS``), built with no arguments or ``--model-arg`` values;
 optionally one LightningDataModule subclass (or ``--data CLASS``), built with ``batch_size=`` when
 its constructor takes one. Every unusable script raises ``BadInput`` with one sentence.
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tunekit.errors import BadInput
+from tunekit.training.import_guard import RanAtImport, no_training_at_import
 
 
 @dataclass(frozen=True)
@@ -29,20 +30,31 @@ class ScriptSpec:
     data: str | None = None
     model_args: dict = field(default_factory=dict)
     data_args: dict = field(default_factory=dict)
+    # The class_path a LightningCLI config gave per section ("model"/"data"), as written, so that
+    # export writes the config in the form the user's LightningCLI reads (issue #15).
+    class_paths: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "path": self.path,
             "model": self.model,
             "data": self.data,
             "model_args": dict(self.model_args),
             "data_args": dict(self.data_args),
         }
+        if self.class_paths:
+            out["class_paths"] = dict(self.class_paths)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> ScriptSpec:
         return cls(
-            d["path"], d.get("model"), d.get("data"), dict(d.get("model_args") or {}), dict(d.get("data_args") or {})
+            d["path"],
+            d.get("model"),
+            d.get("data"),
+            dict(d.get("model_args") or {}),
+            dict(d.get("data_args") or {}),
+            dict(d.get("class_paths") or {}),
         )
 
 
@@ -119,6 +131,26 @@ class LoadedScript:
             ) from None
         return max(1, -(-batches // accumulate_grad_batches))
 
+    def manual_optimization(self, batch_size: int | None) -> bool:
+        """Whether the module optimizes manually (``automatic_optimization = False``), with one optimizer.
+
+        A trial builds one optimizer from its recipe, and ``self.optimizers()`` returns it (issue #15).
+
+        Raises:
+            BadInput: the module optimizes manually with several optimizers.
+        """
+        model, _ = self.probe(batch_size)
+        if model.automatic_optimization:
+            return False
+        count = _optimizer_count(model)
+        if count is not None and count > 1:
+            raise BadInput(
+                f"{self.model_cls.__name__} optimizes manually with {count} optimizers, but a tunekit trial "
+                "builds one optimizer from its recipe; use one optimizer over all parameters (self.optimizers() "
+                "then returns it), or tune each part in a script of its own."
+            )
+        return True
+
     def build_model(self) -> Any:
         return _construct(self.model_cls, self.spec.model_args, "--model-arg")
 
@@ -190,7 +222,14 @@ def _import_file(path: Path) -> Any:
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module
     try:
-        module_spec.loader.exec_module(module)
+        with no_training_at_import(resolved.read_text(errors="replace")):
+            module_spec.loader.exec_module(module)
+    except RanAtImport as exc:
+        del sys.modules[name]
+        raise BadInput(
+            f"model script '{path}' calls {exc.what} when it is imported{_last_user_frame(exc, resolved)}, so it "
+            'would train before tunekit starts; put that code under if __name__ == "__main__": and run again.'
+        ) from None
     except SyntaxError as exc:
         del sys.modules[name]
         raise BadInput(
@@ -256,6 +295,13 @@ def _construct(cls: type, args: dict, option: str) -> Any:
         ) from None
 
 
+def init_arguments(cls: type) -> tuple[list[str], bool]:
+    """The names ``cls(...)`` takes by keyword, and whether it takes any (``**kwargs``)."""
+    params = _init_params(cls)
+    named = [k for k, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return named, any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def _init_params(cls: type) -> dict:
     try:
         params = dict(inspect.signature(cls.__init__).parameters)
@@ -265,8 +311,35 @@ def _init_params(cls: type) -> dict:
     return params
 
 
+def _optimizer_count(model: Any) -> int | None:
+    """How many optimizers the module's own ``configure_optimizers`` returns; None when unknown.
+
+    Parsed by Lightning's own reader of that return value. A ``configure_optimizers`` that needs a
+    Trainer (``self.trainer.estimated_stepping_batches``) cannot be called here: None, and the
+    one-batch check runs the module instead.
+    """
+    import lightning.pytorch as pl
+    from lightning.pytorch.core.optimizer import _configure_optimizers
+
+    if type(model).configure_optimizers is pl.LightningModule.configure_optimizers:
+        return None
+    try:
+        return len(_configure_optimizers(model.configure_optimizers())[0])
+    except Exception:  # noqa: BLE001 - the user's code, outside a Trainer
+        return None
+
+
+def _script_frames(exc: BaseException, script: Path) -> list:
+    return [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == script]
+
+
+def raised_in(exc: BaseException, script: str | Path) -> bool:
+    """Whether the script's code is on ``exc``'s traceback: it raised, or called what raised."""
+    return bool(_script_frames(exc, Path(script).resolve()))
+
+
 def _last_user_frame(exc: BaseException, script: Path) -> str:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == script]
+    frames = _script_frames(exc, script)
     return f" (line {frames[-1].lineno})" if frames else ""
 
 
