@@ -90,6 +90,11 @@ def refused(db: Path, args: list, sentence: str | tuple, *others: Path) -> None:
             ["--jobs", str(available_cores() + 1)],
             f"--jobs {available_cores() + 1} is more than the {available_cores()} CPU core(s) here",
         ),
+        (["--ray", "auto"], "--ray runs the workers on the Ray cluster's machines, which cannot share a SQLite file"),
+        (
+            ["--devices", "2", "--strategy", "single_device"],
+            "--strategy single_device cannot run a trial over --devices 2; use --strategy ddp",
+        ),
     ],
 )
 def test_bad_search_options(args, sentence, db):

@@ -19,7 +19,10 @@ def run(*args):
     [
         (("--precision", "fp8"), "--precision fp8 is not a Lightning precision; use one of"),
         (("--strategy", "dpp"), "--strategy dpp is not a Lightning strategy; use one of"),
-        (("--devices", "2"), "--devices 2 needs tunekit's multi-device trials"),
+        (
+            ("--devices", "2", "--strategy", "single_device"),
+            "--strategy single_device cannot run a trial over --devices 2",
+        ),
     ],
 )
 def test_bad_device_options_exit_2_and_write_nothing(tmp_path, option, sentence):

@@ -53,13 +53,15 @@ def test_also_seconds_makes_two_objectives_pruned_on_the_metric(seconds_study: P
     for t in complete:
         curve = t.user_attrs[CURVE_ATTR]
         assert curve[str(20)] == pytest.approx(t.values[0]) and set(curve) == {"10", "20"}
+    # Pruned at the middle evaluation: step 10 at the default batch (issue #10: the curve's steps are
+    # at the default batch, the reason names the trial's own step).
     for t in [t for t in study.trials if t.state.name == "PRUNED"]:
         reason = t.user_attrs["tunekit.reason"]
         if "diverged" in reason:
             continue
-        # At the trial's own step (batch sizes run max_steps * default / B steps, issue #10), never at its end.
         step = int(re.search(r"pruned at step (\d+) .*worst quarter", reason).group(1))
         assert step < t.user_attrs["tunekit.recipe"]["training"]["max_steps"]
+        assert set(t.user_attrs[CURVE_ATTR]) == {"10"}
     shown = run("show", "--study", "tiny_regression", "--storage", url)
     assert shown.exit_code == 0 and "Pareto front (val_loss against seconds): trial " in shown.output
     best = min(complete, key=lambda t: t.values[0])

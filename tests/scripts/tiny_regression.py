@@ -11,12 +11,28 @@ from torch.utils.data import DataLoader, TensorDataset
 
 
 class TinyRegression(pl.LightningModule):
-    def __init__(self, hidden: int = 16, fail_at_step: int = -1, nan_at_step: int = -1, sleep: float = 0.0):
+    def __init__(
+        self, hidden: int = 16, fail_at_step: int = -1, nan_at_step: int = -1, sleep: float = 0.0, steps_file: str = ""
+    ):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(8, hidden), nn.LayerNorm(hidden), nn.Tanh(), nn.Linear(hidden, 1))
         self.fail_at_step = fail_at_step
         self.nan_at_step = nan_at_step
         self.sleep = sleep
+        self.steps_file = steps_file  # each rank appends "start RANK PID" and "end RANK STEP" (DDP tests)
+
+    def _note(self, text):
+        if self.steps_file:
+            with open(self.steps_file, "a") as out:
+                out.write(text + "\n")
+
+    def on_train_start(self):
+        import os
+
+        self._note(f"start {self.global_rank} {os.getpid()}")
+
+    def on_train_end(self):
+        self._note(f"end {self.global_rank} {self.global_step}")
 
     def training_step(self, batch, batch_idx):
         if self.global_step == self.fail_at_step:

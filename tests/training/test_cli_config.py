@@ -42,7 +42,7 @@ def test_class_path_names_a_class_of_the_script(class_path, tmp_path):
         (
             {"model": {"hiden": 4}},
             "config '{path}': model has unknown key 'hiden' for TinyRegression; valid keys: hidden, fail_at_step, "
-            "nan_at_step, sleep.",
+            "nan_at_step, sleep, steps_file.",
         ),
         (
             {"model": {"class_path": "torchvision.models.ResNet"}},

@@ -6,7 +6,7 @@ import pytest
 
 from tunekit.errors import BadInput
 from tunekit.recipes import Recipe
-from tunekit.training.fit import RunOptions, refuse_multi_device
+from tunekit.training.fit import RunOptions, check_multi_device
 
 
 def test_precision_aliases_become_lightnings_full_names():
@@ -36,10 +36,14 @@ def test_stored_options_overridden_only_where_given():
     assert RunOptions.from_dict({}) == RunOptions()  # a study stored before issue #11
 
 
-def test_several_devices_are_refused_until_tunekit_launches_ranks():
-    refuse_multi_device(RunOptions())
-    with pytest.raises(BadInput, match="--devices 2 needs tunekit's multi-device trials"):
-        refuse_multi_device(RunOptions(devices=2))
+def test_multi_device_trials_take_the_strategies_tunekit_can_launch():
+    check_multi_device(RunOptions(devices=2, strategy="ddp"))
+    check_multi_device(RunOptions(accelerator="gpu", devices=2, strategy="fsdp"))
+    check_multi_device(RunOptions(devices=1, strategy="single_device"))
+    with pytest.raises(BadInput, match="^--strategy single_device cannot run a trial over --devices 2; use"):
+        check_multi_device(RunOptions(devices=2, strategy="single_device"))
+    with pytest.raises(BadInput, match="^--strategy fsdp needs GPUs; use --strategy ddp with --accelerator cpu"):
+        check_multi_device(RunOptions(accelerator="cpu", devices=2, strategy="fsdp"))
 
 
 RECIPE = {

@@ -40,6 +40,15 @@ jobs_option = click.option(
 )
 
 
+ray_option = click.option(
+    "--ray",
+    default=None,
+    metavar="ADDRESS",
+    help="Run the --jobs workers as tasks on the Ray cluster at ADDRESS (auto: the one this machine is in); "
+    'needs a server --storage and pip install "tunekit[ray]".',
+)
+
+
 @click.command()
 @click.argument("script", type=click.Path(dir_okay=False, path_type=Path))
 @study_option(required=False)
@@ -104,6 +113,7 @@ jobs_option = click.option(
 )
 @device_options
 @jobs_option
+@ray_option
 @script_options
 @click.pass_context
 def search(ctx: click.Context, script: Path, study_name: str | None, storage: str | None, **settings: Any) -> None:
@@ -141,6 +151,7 @@ def search(ctx: click.Context, script: Path, study_name: str | None, storage: st
 @timeout_option
 @device_options
 @jobs_option
+@ray_option
 @click.pass_context
 def resume(
     ctx: click.Context,
@@ -149,6 +160,7 @@ def resume(
     trials: int | None,
     timeout: float | None,
     jobs: int,
+    ray: str | None,
     **device: Any,
 ) -> None:
     """Continue a study from the settings stored in its database (device options too, unless given)."""
@@ -156,7 +168,7 @@ def resume(
     from tunekit.study.storage import resolve_url
 
     options, run_given = run_options(ctx, device)
-    request = ResumeRequest(study_name, resolve_url(storage), trials, timeout, jobs, options, run_given)
+    request = ResumeRequest(study_name, resolve_url(storage), trials, timeout, jobs, options, run_given, ray)
     prepared = prepare_resume(request)
     if trials is None and prepared.remaining == 0:
         console().print(
@@ -178,6 +190,8 @@ def _run(prepared: Any, n_trials: int | None) -> None:
     n_trials = prepared.add_trials(n_trials)
     out = console()
     workers = f" on {jobs} workers of {threads_per_worker(jobs)} thread(s)" if jobs > 1 else ""
+    if prepared.ray is not None:
+        workers = f" on {jobs} Ray worker(s) at {prepared.ray}"
     out.print(
         f"Study [bold]{study.study_name}[/] in {url}: {n_trials} trial(s) of {settings.space.max_steps} steps"
         f"{workers}, optimizing {settings.metric} ({settings.direction}).",
@@ -191,7 +205,7 @@ def _run(prepared: Any, n_trials: int | None) -> None:
             "(--storage postgresql://...) for more.[/]",
             highlight=False,
         )
-    if jobs == 1:
+    if jobs == 1 and prepared.ray is None:
         view = SearchView(out, study, settings.metric, settings.target_trials)
     else:
         view = WorkersView(out, study, settings.metric, settings.target_trials, jobs)

@@ -38,13 +38,14 @@ def train(
     It trains on the recipe's devices, strategy and precision unless those options are given.
     """
     from tunekit.recipes import load_recipe
-    from tunekit.training.fit import RunOptions, refuse_multi_device, run_fit
+    from tunekit.training.fit import RunOptions, check_multi_device
+    from tunekit.training.ranks import fit_once
     from tunekit.training.script import load_script
 
     typed, run_given = run_options(ctx, script_args)
     recipe = load_recipe(recipe_path)
     options = RunOptions.of_recipe(recipe.training, typed.accelerator).overridden(typed, run_given)
-    refuse_multi_device(options)
+    check_multi_device(options)
     overrides = {k: v for k, v in (("max_steps", max_steps), ("seed", seed)) if v is not None}
     recipe = options.stamp(recipe.with_training(**overrides))
     metric = metric or (recipe.result or {}).get("metric") or "val_loss"
@@ -58,7 +59,7 @@ def train(
         highlight=False,
     )
     with out.status("training..."):
-        result = run_fit(recipe, loaded, metric, options=options)
+        result = fit_once(recipe, loaded, metric, options)
     line = f"{metric} = {result.value:.6g} after {result.steps} steps ({result.seconds:.1f}s)"
     expected = (recipe.result or {}).get("value")
     same_run = max_steps is None and seed is None and expected is not None

@@ -51,6 +51,7 @@ class SearchRequest:
     jobs: int = 1
     options: RunOptions = field(default_factory=RunOptions)
     given: frozenset[str] = frozenset()
+    ray: str | None = None  # the Ray cluster's address: the --jobs workers run there (issue #11)
     config: Path | None = None  # a LightningCLI config: model and data arguments (issue #15)
     run_given: frozenset[str] = frozenset()  # RunOptions fields the user typed; the others keep a study's stored ones
     also: str | None = None  # a second objective, "seconds" or "peak_memory" (tunekit.study.objectives)
@@ -67,6 +68,7 @@ class ResumeRequest:
     jobs: int = 1
     options: RunOptions = field(default_factory=RunOptions)
     run_given: frozenset[str] = frozenset()  # RunOptions fields the user typed; the others are the study's
+    ray: str | None = None  # as SearchRequest.ray
 
 
 @dataclass
@@ -82,6 +84,7 @@ class PreparedRun:
     options: RunOptions
     timeout: float | None = None
     jobs: int = 1
+    ray: str | None = None  # the Ray cluster's address, when the workers run there
     warnings: tuple[str, ...] = ()  # for the user, before the trials start
 
     @property
@@ -106,6 +109,10 @@ class PreparedRun:
 
         ``view`` is a ``SearchEvents`` for one process, the workers' view (polled) for several.
         """
+        if self.ray is not None:
+            from tunekit.service.ray_workers import run_ray_workers
+
+            return run_ray_workers(self.url, self.study, self.jobs, self.timeout, self.options, self.ray, view)
         if self.jobs == 1:
             return self.run_here(view)
         from tunekit.service.workers import run_workers
@@ -142,7 +149,7 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
     from tunekit.priors import make_prior
     from tunekit.training.fit import check_script
 
-    check_jobs(request.jobs, request.url, request.options)
+    check_jobs(request.jobs, request.url, request.options, request.ray)
     check_also(request.also)
     optimizer_names = parse_names(request.optimizers, "optimizers") or default_optimizers()
     schedule_names = parse_names(request.schedules, "schedules") or default_schedules()
@@ -193,6 +200,10 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
     )
     store = open_storage(request.url)
     check_script(loaded, request.metric, space.first_recipe(batch), request.options, batch)
+    if request.options.devices > 1:
+        from tunekit.training.distributed import check_shardable
+
+        check_shardable(loaded, batch)
     if "precision" in request.run_given:
         given.add("precision")
     study, settings = create_or_continue(store, request.study_name, settings, given, spell=spell_setting)
@@ -214,6 +225,7 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         options,
         request.timeout,
         request.jobs,
+        ray=request.ray,
         warnings=(warning,) if warning else (),
     )
     return prepared, request.trials or DEFAULT_TRIALS
@@ -235,7 +247,8 @@ def prepare_resume(request: ResumeRequest) -> PreparedRun:
             f"study '{request.study_name}' was created with --precision {stored}, not {request.options.precision}; "
             "resume with the same precision, or start a new --study with tunekit search."
         )
-    check_jobs(request.jobs, request.url, prepared.options)
+    check_jobs(request.jobs, request.url, prepared.options, request.ray)
+    prepared.ray = request.ray
     return prepared
 
 
@@ -269,29 +282,39 @@ def open_run(
     )
 
 
-def check_jobs(jobs: int, url: str, options: RunOptions | None = None) -> None:
-    """Refuse what this version cannot run: more workers than cores or GPUs, workers that cannot
-    share the storage, several devices per trial.
+def check_jobs(jobs: int, url: str, options: RunOptions | None = None, ray: str | None = None) -> None:
+    """Refuse what this version cannot run: more workers (or CPU ranks) than cores or GPUs, workers
+    that cannot share the storage, a multi-device strategy tunekit cannot launch.
 
     Raises:
-        BadInput: ``--devices`` above 1, ``--jobs`` x ``--devices`` exceeds the visible GPUs (on a
-            GPU accelerator), ``--jobs`` exceeds the cores, or the storage is in-memory SQLite.
+        BadInput: ``--devices`` above 1 with such a strategy, ``--jobs`` x ``--devices`` exceeds the
+            visible GPUs (on a GPU accelerator) or, on the CPU, the cores, ``--jobs`` exceeds the
+            cores, or the storage is in-memory SQLite.
     """
     from tunekit.service.workers import available_cores, worker_gpus
-    from tunekit.training.fit import refuse_multi_device
+    from tunekit.training.fit import check_multi_device
 
     options = options or RunOptions()
-    refuse_multi_device(options)
-    worker_gpus(jobs, options)  # refuses too few GPUs
-    if jobs == 1:
+    check_multi_device(options)
+    if ray is not None:  # the workers run on the cluster's nodes, not on this machine's cores or GPUs
+        from tunekit.service.ray_workers import check_ray
+
+        check_ray(ray, url)
         return
+    on_cpu = worker_gpus(jobs, options) is None  # refuses too few GPUs
     cores = available_cores()
+    processes = jobs * (options.devices if on_cpu else 1)
+    if processes > cores and processes > jobs:
+        raise BadInput(
+            f"--jobs {jobs} --devices {options.devices} trains on {processes} CPU processes, more than the "
+            f"{cores} core(s) here; each needs a core of its own, so lower --jobs or --devices."
+        )
     if jobs > cores:
         raise BadInput(
             f"--jobs {jobs} is more than the {cores} CPU core(s) here; each worker needs a core of its own, "
             f"so use --jobs {cores} or fewer."
         )
-    if is_sqlite(url) and sqlite_path(url) is None:
+    if jobs > 1 and is_sqlite(url) and sqlite_path(url) is None:
         raise BadInput("--jobs needs a storage the workers can share; give a file (sqlite:///FILE) or a server URL.")
 
 

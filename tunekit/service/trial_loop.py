@@ -20,6 +20,7 @@ import os
 import socket
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,7 @@ def run_search(
     from tunekit.training.callbacks import Diverged, Interrupted, MetricNotLogged
     from tunekit.training.fit import run_fit
     from tunekit.training.quiet import silence_lightning
+    from tunekit.training.ranks import RankGroup
 
     silence_lightning()
     trials = study.get_trials(deepcopy=False)
@@ -138,6 +140,13 @@ def run_search(
     flag = InterruptFlag(on_first=view.interrupt_requested, parent_pid=parent_pid)
     me = worker_name()
     ran: list[int] = []  # numbers of the trials this process ran
+    # --devices N: this process is rank 0 of every trial; the other ranks stay up between trials.
+    group = RankGroup(script, settings.metric, options) if options.devices > 1 else None
+
+    def train(recipe: Any, **callbacks: Any) -> Any:
+        if group is not None:
+            return group.run_fit(recipe, **callbacks)
+        return run_fit(recipe, script, settings.metric, options=options, **callbacks)
 
     # search --also: two objectives; Optuna does not prune those, so the metric's curve is stored
     # by tunekit (CURVE_ATTR) and pruned by the same rule on the metric alone (study.objectives).
@@ -195,15 +204,7 @@ def run_search(
             view.trial_started(trial.number, recipe)
             if also == "peak_memory":
                 peak_memory.start()
-            result = run_fit(
-                recipe,
-                script,
-                settings.metric,
-                on_eval=on_eval,
-                on_step=on_step,
-                should_stop=flag.requested,
-                options=options,
-            )
+            result = train(recipe, on_eval=on_eval, on_step=on_step, should_stop=flag.requested)
         except optuna.TrialPruned as exc:
             trial.set_user_attr(REASON_ATTR, str(exc))
             raise
@@ -263,7 +264,7 @@ def run_search(
         return space.predicted_point(script.default_batch_size, family)
 
     interrupted = forced = False
-    with flag, view:
+    with flag, view, group or nullcontext():
         try:
             while wait_for_place(storage, study, target, stopping, view.waiting):
                 enqueue_next_prediction(study, [f.name for f in space.families], predict)

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +176,18 @@ class _Worker:
         return code, f"worker {self.index} {how} without a result; its last output:\n" + "\n".join(tail)
 
 
+def start_worker(request: WorkerRequest, env: dict[str, str], folder: Path) -> _Worker:
+    """Start one worker process (in its own session) with ``env``; its log and result go in ``folder``."""
+    log, result = folder / f"worker-{request.index}.log", folder / f"worker-{request.index}.json"
+    request = replace(request, result=str(result))
+    command = [sys.executable, "-m", "tunekit.service.worker_process", request.to_json()]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return _Worker(request.index, proc, log, result)
+
+
 def run_workers(
     url: str, study: Any, jobs: int, timeout: float | None, options: RunOptions, view: Any
 ) -> WorkersOutcome:
@@ -200,18 +212,9 @@ def run_workers(
     try:
         with flag, view:
             for index in range(1, jobs + 1):
-                log, result = folder / f"worker-{index}.log", folder / f"worker-{index}.json"
-                request = WorkerRequest(
-                    study.study_name, index, threads, os.getpid(), str(result), options.to_dict(), timeout
-                )
-                command = [sys.executable, "-m", "tunekit.service.worker_process", request.to_json()]
                 own = {"CUDA_VISIBLE_DEVICES": gpus[index - 1]} if gpus else {}  # same CUDA_DEVICE_ORDER as here
-                with log.open("w") as out:
-                    proc = subprocess.Popen(
-                        command, env={**env, **own}, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )  # fmt: skip
-                workers.append(_Worker(index, proc, log, result))
+                request = WorkerRequest(study.study_name, index, threads, os.getpid(), "", options.to_dict(), timeout)
+                workers.append(start_worker(request, {**env, **own}, folder))
             try:
                 while any(w.proc.poll() is None for w in workers):
                     view.poll()

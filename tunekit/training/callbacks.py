@@ -60,13 +60,21 @@ class EvalReporter(pl.Callback):
         metrics = trainer.callback_metrics
         if self.metric not in metrics:
             raise MetricNotLogged.of(self.metric, metrics)
-        value = float(metrics[self.metric])
+        value = self.read(trainer, metrics[self.metric])
         step = trainer.global_step
         if not math.isfinite(value):
             raise Diverged(step, self.metric)
         if self.history and self.history[-1][0] == step:
             return
         self.history.append((step, value))
+        self.report(trainer, step, value)
+
+    def read(self, trainer: pl.Trainer, value: Any) -> float:
+        """The metric's value from its logged tensor (a DDP rank reduces it over ranks here)."""
+        return float(value)
+
+    def report(self, trainer: pl.Trainer, step: int, value: float) -> None:
+        """Pass a new value to ``on_eval`` (a DDP rank broadcasts rank 0's verdict here)."""
         if self.on_eval is not None:
             self.on_eval(step, value)
 

@@ -89,20 +89,28 @@ class RunOptions:
         }
 
 
-def refuse_multi_device(options: RunOptions) -> None:
-    """Refuse ``--devices`` above 1 until tunekit launches the ranks of a trial itself (issue #11, part 2).
+# Strategies whose ranks tunekit can launch itself (training/ranks.py); the prefix covers their
+# registered variants (ddp_find_unused_parameters_true, deepspeed_stage_2, ...).
+RANKED_STRATEGIES = ("auto", "ddp", "fsdp", "deepspeed")
 
-    Lightning's own launchers re-run the command per rank (each rank would sample its own trial) or
-    pickle the user's module; and each rank would draw ``batch_size`` samples, not its share.
+
+def check_multi_device(options: RunOptions) -> None:
+    """Refuse a multi-device trial that tunekit's rank launcher cannot run.
+
+    Tested on CPU with ``ddp`` (gloo); ``fsdp`` and ``deepspeed`` use the same launcher but need GPUs.
 
     Raises:
-        BadInput: ``options.devices`` > 1.
+        BadInput: a strategy other than ddp/fsdp/deepspeed, or fsdp/deepspeed on the CPU.
     """
-    if options.devices > 1:
+    if options.devices == 1:
+        return
+    if not options.strategy.startswith(RANKED_STRATEGIES):
         raise BadInput(
-            f"--devices {options.devices} needs tunekit's multi-device trials, which this version does not have "
-            "yet (issue #11); use --devices 1, or several --jobs."
+            f"--strategy {options.strategy} cannot run a trial over --devices {options.devices}; "
+            "use --strategy ddp (or fsdp, deepspeed on GPUs)."
         )
+    if options.accelerator == "cpu" and options.strategy.startswith(("fsdp", "deepspeed")):
+        raise BadInput(f"--strategy {options.strategy} needs GPUs; use --strategy ddp with --accelerator cpu.")
 
 
 def lightning_precision(value: Any) -> str:
@@ -176,8 +184,27 @@ def fit_to_the_end(trainer: Any, model: Any, data: Any, reporter: Any) -> None:
     """Fit, then validate once more if the last validation did not fall on the final step."""
     kwargs: dict[str, Any] = {"datamodule": data} if data is not None else {}
     trainer.fit(model, **kwargs)
+    fit_to_the_end_validation(trainer, model, kwargs, reporter)
+
+
+def fit_to_the_end_validation(trainer: Any, model: Any, kwargs: dict[str, Any], reporter: Any) -> None:
+    """The last validation, when the last one during ``fit`` did not fall on the final step."""
     if not reporter.history or reporter.history[-1][0] != trainer.global_step:
         trainer.validate(model, verbose=False, **kwargs)
+
+
+def rank_and_world(options: RunOptions) -> tuple[int, int] | None:
+    """(rank, world size) when this process is a rank of a multi-device trial, else None.
+
+    The process group is started by ``tunekit.training.ranks`` before any trial, never by Lightning.
+    """
+    if options.devices == 1:
+        return None
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError("a multi-device trial runs inside the rank group of tunekit.training.ranks")
+    return dist.get_rank(), dist.get_world_size()
 
 
 def run_fit(
@@ -216,9 +243,35 @@ def run_fit(
     pl.seed_everything(t.seed, workers=True, verbose=False)
     model = script.build_model()
     data = script.build_data(t.batch_size)
-    callbacks, reporter = trial_callbacks(recipe, metric, on_eval, on_step, should_stop)
-    trainer = trial_trainer(recipe, model, options, callbacks)
-    fit_to_the_end(trainer, model, data, reporter)
+    ranks = rank_and_world(options)
+    if ranks is None:
+        callbacks, reporter = trial_callbacks(recipe, metric, on_eval, on_step, should_stop)
+        trainer = trial_trainer(recipe, model, options, callbacks)
+        fit_to_the_end(trainer, model, data, reporter)
+    else:  # one rank of a tunekit-launched DDP trial (training/ranks.py): decisions shared by all ranks
+        from tunekit.training.callbacks import Interrupted, ScheduleFreeSwitch, StepHook
+        from tunekit.training.distributed import (
+            ReplayRng,
+            SharedEvalReporter,
+            SharedStepGuard,
+            ddp_settings,
+            shard_loaders,
+        )
+        from tunekit.training.use_recipe import UseRecipe
+
+        shard_loaders(data if data is not None else model, *ranks)
+        reporter = SharedEvalReporter(metric, on_eval)
+        guard = SharedStepGuard(should_stop, Interrupted)
+        callbacks = [UseRecipe(recipe), ReplayRng(), guard, StepHook(on_step, None), reporter]
+        if recipe.schedule_free:
+            callbacks.append(ScheduleFreeSwitch())
+        trainer = trial_trainer(recipe, model, options, callbacks, **ddp_settings())
+        kwargs: dict[str, Any] = {"datamodule": data} if data is not None else {}
+        trainer.fit(model, **kwargs)
+        stop = guard.stop or reporter.stop
+        if stop is not None:
+            raise stop  # on every rank, after the same step
+        fit_to_the_end_validation(trainer, model, kwargs, reporter)
     return FitResult(
         value=reporter.history[-1][1],
         history=list(reporter.history),
