@@ -1,8 +1,8 @@
 """Scaling-law priors: the laws against published numbers, N/D/C measurement on models whose counts
 are known by construction, centring, and ``tunekit predict`` on every bundled example.
 
-Reference values are written out again here from ``shared/literature.md`` ("Scaling-law priors") and
-the papers it cites, independently of ``tunekit.priors._laws``.
+Reference values are written out again here from the papers cited at each test (Step Law, DeepSeek
+LLM, the batch-size rules), independently of ``tunekit.priors._laws``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def test_deepseek_7b_matches_the_paper():
     c = deepseek_c(30, 4096, 4096, 2e12)
     assert _laws.deepseek_flops_per_token(30, 4096, 4096) * 2e12 == pytest.approx(c)
     assert _laws.deepseek_lr(c) == pytest.approx(4.2e-4, rel=0.02)
-    assert _laws.deepseek_batch_tokens(c) == pytest.approx(9.2e6, rel=0.02)  # literature.md's check value
+    assert _laws.deepseek_batch_tokens(c) == pytest.approx(
+        9.2e6, rel=0.02
+    )  # DeepSeek LLM (Bi et al. 2024) eq. 1 at this C
     assert _laws.deepseek_batch_tokens(c) / 4096 == pytest.approx(2304, rel=0.05)  # the paper's 2304 sequences
 
 

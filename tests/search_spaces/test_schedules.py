@@ -1,7 +1,7 @@
 """LR schedules: each against its published closed form, library schedulers, and a real Lightning fit.
 
-The reference formulas below are written out again from ``shared/literature.md`` ("Learning-rate
-schedules") and the papers it cites, independently of ``tunekit.search_spaces.schedules``.
+The reference formulas below are written out again from the papers and the authors' code cited at
+each test, independently of ``tunekit.search_spaces.schedules``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def ref_warmup_steps(wf: float, total: int) -> int:
 
 
 def ref_warmup(t: int, w: int) -> float:
-    """literature.md, epfml/schedules-and-scaling wsd_schedule: from 1% of peak, f = t/W + (1 - t/W)/100."""
+    """epfml/schedules-and-scaling wsd_schedule (Hägele et al. 2024): from 1% of peak, f = t/W + (1 - t/W)/100."""
     return t / w + (1 - t / w) / 100
 
 
@@ -42,7 +42,7 @@ def ref_progress(t: int, total: int, w: int) -> float:
 
 
 def ref_wsd(t: int, total: int, wf: float, df: float, shape: str, r: float) -> float:
-    """Hägele et al. 2024 (literature.md): n_decay = floor(df T), stable until T - n_decay."""
+    """Hägele et al. 2024, §3: n_decay = floor(df T), stable until T - n_decay."""
     w = ref_warmup_steps(wf, total)
     if t < w:
         return ref_warmup(t, w)
@@ -102,7 +102,7 @@ def check_all_steps(name: str, total: int, params: dict, ref) -> None:
 @pytest.mark.parametrize("total", [37, 100, 1000])
 @pytest.mark.parametrize("r", [0.0, 0.1])
 def test_wsd_matches_hagele_formula(shape: str, total: int, r: float) -> None:
-    """WSD, Hägele et al. 2024 §3 / literature.md: every step 0..T+1, all four decay shapes."""
+    """WSD, Hägele et al. 2024 §3: every step 0..T+1, all four decay shapes."""
     params = {"warmup_fraction": 0.05, "decay_fraction": 0.2, "decay_shape": shape, "final_lr_fraction": r}
     check_all_steps("wsd", total, params, lambda t: ref_wsd(t, total, 0.05, 0.2, shape, r))
 
@@ -301,7 +301,7 @@ def test_wsd_agrees_with_pytorch_optimizer_get_wsd_schedule() -> None:
 def test_pytorch_optimizer_rex_scheduler_starts_at_zero() -> None:
     """pytorch_optimizer 4.1.0 REXScheduler has the paper's formula but its first step runs at LR 0.
 
-    (literature.md, "observed".) From step 1 on it matches Chen et al. 2021's f(t/T); at step 0 it
+    (Observed on pytorch_optimizer 4.1.0, and checked below.) From step 1 on it matches Chen et al. 2021's f(t/T); at step 0 it
     gives 0 instead of f(0) = 1, so the first update is wasted: the reason tunekit uses its own REX.
     """
     from pytorch_optimizer.lr_scheduler import REXScheduler

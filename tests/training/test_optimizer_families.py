@@ -403,7 +403,7 @@ def test_muon_step_matches_torch_muon_and_adamw() -> None:
 
 
 def test_lion_step_matches_the_published_update() -> None:
-    """literature.md (Chen et al. 2023): c = b1*m + (1-b1)*g; w <- w(1 - lr*wd) - lr*sign(c);
+    """Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms", Algorithm 2: c = b1*m + (1-b1)*g; w <- w(1 - lr*wd) - lr*sign(c);
     m <- b2*m + (1-b2)*g."""
     family = get_family("lion")
     hp = family.resolve({"lr": 1e-2, "weight_decay": 0.5})

@@ -227,7 +227,7 @@ def test_validation_and_checkpoints_see_x_and_training_goes_on_at_y(tmp_path: Pa
 
 
 def test_batchnorm_statistics_are_recomputed_at_x_before_validation() -> None:
-    """literature.md: with BatchNorm, recompute statistics in train mode with the eval weights before
+    """Defazio et al. 2024 and the facebookresearch/schedule_free README: with BatchNorm, recompute statistics in train mode with the eval weights before
     evaluating. Oracle: ``torch.optim.swa_utils.update_bn``'s procedure (reset, momentum None,
     train mode) on a copy carrying x, over the same last training batches."""
     probe = Probe()
