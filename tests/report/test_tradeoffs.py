@@ -109,6 +109,9 @@ def test_robust_reruns_are_stored_beside_and_reused(seconds_study: Path, tmp_pat
     again = run("show", "--study", "tiny_regression", "--storage", url, "--robust", "--seeds", 2, "--top", 2)
     assert again.exit_code == 0 and "re-run of" not in again.output and f"Most robust: trial {winner}." in again.output
     assert len(optuna.load_study(study_name="tiny_regression.reruns", storage=url).trials) == 4
+    listed = run("studies", "--storage", url)
+    assert listed.exit_code == 0 and "tiny_regression.reruns" not in listed.output
+    assert re.search(r"tiny_regression .* 4\s*│", listed.output), listed.output  # its 4 re-runs, on its own row
     page_path = tmp_path / "r.html"
     assert run("report", "--study", "tiny_regression", "--storage", url, "-o", page_path).exit_code == 0
     table = re.search(r"<table id='robust'>(.*?)</table>", page_path.read_text(), re.S).group(1)

@@ -18,12 +18,17 @@ def studies(storage: str | None) -> None:
     from tunekit.study.settings import best_trial
     from tunekit.study.storage import load_existing_study, open_storage, resolve_url, study_names
 
+    from tunekit.study.reruns import done_reruns, rerun_study_name
+
     url = resolve_url(storage)
     store = open_storage(url)
     table = Table(title=f"studies in {url}")
-    for col in ("study", "script", "metric", "complete", "pruned", "failed", "running", "best"):
+    for col in ("study", "script", "metric", "complete", "pruned", "failed", "running", "best", "re-runs"):
         table.add_column(col)
-    for name in study_names(store):
+    names = study_names(store)
+    # A NAME.reruns sibling (show --robust, issue #12) is part of NAME, not a study of its own: count it there.
+    siblings = {rerun_study_name(n) for n in names} & set(names)
+    for name in [n for n in names if n not in siblings]:
         study = load_existing_study(store, name)
         settings = study.user_attrs.get(SETTINGS_ATTR, {})
         counts = state_counts(study.get_trials(deepcopy=False))
@@ -37,6 +42,7 @@ def studies(storage: str | None) -> None:
             str(counts["FAIL"]),
             str(counts["RUNNING"]),
             f"{metric_value(best):.4g} (trial {best.number})" if best else "-",
+            str(len(done_reruns(store, name))) if rerun_study_name(name) in siblings else "-",
         )
     console().print(table)
 
