@@ -15,10 +15,9 @@ def studies(storage: str | None) -> None:
 
     from tunekit.study.objectives import metric_value
     from tunekit.study.records import SETTINGS_ATTR, state_counts
+    from tunekit.study.reruns import done_reruns, rerun_study_name
     from tunekit.study.settings import best_trial
     from tunekit.study.storage import load_existing_study, open_storage, resolve_url, study_names
-
-    from tunekit.study.reruns import done_reruns, rerun_study_name
 
     url = resolve_url(storage)
     store = open_storage(url)
