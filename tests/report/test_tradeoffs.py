@@ -85,6 +85,13 @@ def test_also_seconds_makes_two_objectives_pruned_on_the_metric(seconds_study: P
         re.search(r"id='figure-learning-curves'>(.*?)</script>", page, re.S).group(1).replace("<\\/", "</")
     )
     assert any(len(tr.get("x") or []) == 2 for tr in curves["data"])
+    md = tmp_path / "r.md"
+    assert run("report", "--study", "tiny_regression", "--storage", url, "--format", "md", "-o", md).exit_code == 0
+    assert "## Pareto front (search --also)\n\n![pareto-front](r-pareto-front.png)" in md.read_text()
+    from matplotlib.image import imread
+
+    pixels = imread(tmp_path / "r-pareto-front.png")
+    assert pixels.shape[:2] == (400, 600) and pixels.std() > 0.05  # drawn, not blank
 
 
 def test_robust_reruns_are_stored_beside_and_reused(seconds_study: Path, tmp_path: Path):

@@ -13,6 +13,7 @@ _TITLES = {
     "metric-vs-lr": "Final value against learning rate (x: the searched range; dashed: the prior's LR)",
     "learning-curves": "Learning curves and LR schedules",
     "importances": "Hyperparameter importances (Optuna's default evaluator)",
+    "pareto-front": "Pareto front (search --also)",
 }
 
 

@@ -22,6 +22,7 @@ def write_pngs(d: ReportData, stem: Path, top: int) -> dict[str, Path]:
         "metric-vs-lr": _metric_vs_lr,
         "learning-curves": lambda d: _learning_curves(d, top),
         "importances": _importances,
+        "pareto-front": _pareto,
     }
     out = {}
     for name, draw in drawings.items():
@@ -155,4 +156,24 @@ def _importances(d: ReportData) -> Figure | None:
         ax.barh(names, [values[n] for n in names])
         ax.set(title=f"importances: {scope}", xlabel="importance")
         ax.tick_params(axis="y", labelsize=7)
+    return fig
+
+
+def _pareto(d: ReportData) -> Figure | None:
+    """The Pareto front of a ``search --also`` study: the points and axis titles of the same Optuna
+    figure the HTML page embeds, so both formats show one front."""
+    if d.pareto is None:
+        return None
+    fig = _figure(6, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    # Optuna draws the dominated trials first, then the front (plot_pareto_front with
+    # include_dominated_trials=True); its traces carry no names.
+    traces = [t for t in d.pareto.data if t.x is not None and len(t.x)]
+    labels = ["dominated trials", "Pareto front"][2 - len(traces) :] if len(traces) <= 2 else [None] * len(traces)
+    for trace, label in zip(traces, labels, strict=True):
+        front = label == "Pareto front"
+        ax.scatter(trace.x, trace.y, s=22 if front else 14, color="C3" if front else "0.6", label=label)
+    layout = d.pareto.layout
+    ax.set(title="Pareto front", xlabel=layout.xaxis.title.text, ylabel=layout.yaxis.title.text)
+    ax.legend(fontsize=7)
     return fig
