@@ -13,7 +13,8 @@
 - any other trial validates at step ``b`` itself (a constant run of length ``b`` ends at its value
   at ``b``; a schedule-free optimizer is evaluated at its averaged point, in eval mode, by
   ``ScheduleFreeSwitch``; a budget-bound schedule's value is compared only with its own schedule),
-  with the RNG state restored, so the main run's data order is that of a run without rungs.
+  and the same state is restored, so the main run's data order and weights are those of a run
+  without rungs.
 
 The main run after any number of rungs is therefore the run without them, bit for bit on the CPU
 (tests/training/test_branches.py). The copy of the state stays on the device when it fits in half
@@ -69,11 +70,12 @@ class RungBranches(pl.Callback):
         np_state, py_state = np.random.get_state(), random.getstate()
         try:
             with torch.random.fork_rng(devices=devices):
-                if budget == fork:
-                    return self.validate(trainer, budget)
+                # Also without a branch: a schedule-free optimizer's switch to its averaged point and
+                # back is not exact in floating point, nor is a BatchNorm refresh there.
                 saved = Snapshot(trainer, module)
                 try:
-                    self.cool_down(trainer, module, fork, budget)
+                    if budget > fork:
+                        self.cool_down(trainer, module, fork, budget)
                     return self.validate(trainer, budget)
                 finally:
                     saved.restore(trainer, module)
@@ -168,25 +170,32 @@ def _train_step(trainer: pl.Trainer, module: pl.LightningModule, optimizer: Any,
 
 
 class Snapshot:
-    """A copy of everything a branch changes: module state, optimizer, LR scheduler, gradient scaler.
+    """A copy of everything a branch changes: module parameters and buffers, optimizer, LR scheduler, gradient scaler.
 
     Kept on the module's device when twice its size fits in the free device memory, else on the CPU.
     """
 
     def __init__(self, trainer: pl.Trainer, module: pl.LightningModule):
         optimizer = trainer.optimizers[0]
-        module_state, optimizer_state = module.state_dict(), optimizer.state_dict()
+        # Tensors rather than module.state_dict(): that runs state-dict hooks, and ScheduleFreeSwitch's
+        # switches the optimizer to its averaged point on one (a save must hold x).
+        module_state = dict(module.named_parameters()) | dict(module.named_buffers())
+        optimizer_state = optimizer.state_dict()
         where = _where(module.device, _bytes(module_state) + _bytes(optimizer_state))
         self.module = _copy(module_state, where)
         self.optimizer = _copy(optimizer_state, where)
-        self.scheduler = _copy(trainer.lr_scheduler_configs[0].scheduler.state_dict(), torch.device("cpu"))
+        configs = trainer.lr_scheduler_configs
+        self.scheduler = _copy(configs[0].scheduler.state_dict(), torch.device("cpu")) if configs else None
         scaler = getattr(trainer.precision_plugin, "scaler", None)
         self.scaler = None if scaler is None else _copy(scaler.state_dict(), torch.device("cpu"))
 
     def restore(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        module.load_state_dict(self.module)
+        with torch.no_grad():
+            for name, tensor in (dict(module.named_parameters()) | dict(module.named_buffers())).items():
+                tensor.copy_(self.module[name])
         trainer.optimizers[0].load_state_dict(self.optimizer)
-        trainer.lr_scheduler_configs[0].scheduler.load_state_dict(self.scheduler)
+        if self.scheduler is not None:
+            trainer.lr_scheduler_configs[0].scheduler.load_state_dict(self.scheduler)
         if self.scaler is not None:
             trainer.precision_plugin.scaler.load_state_dict(self.scaler)
 
