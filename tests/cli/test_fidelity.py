@@ -10,7 +10,7 @@ import sys
 import optuna
 import pytest
 from click.testing import CliRunner
-from conftest import TINY
+from conftest import SCRIPTS, TINY
 
 from tunekit.cli import main
 from tunekit.service.workers import available_cores
@@ -27,6 +27,12 @@ RUNG_REASON = re.compile(
 
 def run(*args: object):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def tunekit(*args: str, cwd, env=None) -> subprocess.CompletedProcess:
+    """The CLI in its own process (a real SIGINT, real worker processes)."""
+    command = [sys.executable, "-m", "tunekit", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def trials_of(url: str) -> list:
@@ -72,11 +78,11 @@ def test_ctrl_c_during_a_cooldown_branch_fails_the_trial_interrupted_and_resume_
     # The first trial is the predicted point: WSD with decay_fraction 0.2, so rung 10 forks at step 8
     # and the first training_step that sees global step 8 is the branch's: SIGINT arrives there.
     once = tmp_path / "interrupted-once"
-    args = ["search", str(TINY), "--trials", "2", *SH, "--schedules", "wsd", "--model-arg", "sigint_at_step=8"]
+    script = SCRIPTS / "tiny_sigint.py"
+    args = ["search", str(script), "--study", "tiny_regression", "--trials", "2", *SH, "--schedules", "wsd"]
+    args += ["--model-arg", "sigint_at_step=8"]
     args += ["--model-arg", f"sigint_once_file={once}", "--storage", storage_url]
-    interrupted = subprocess.run(
-        [sys.executable, "-m", "tunekit", *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
+    interrupted = tunekit(*args, cwd=tmp_path)
     assert interrupted.returncode == 130, interrupted.stdout + interrupted.stderr
     assert once.exists()
     trials = trials_of(storage_url)
@@ -88,13 +94,7 @@ def test_ctrl_c_during_a_cooldown_branch_fails_the_trial_interrupted_and_resume_
     waiting = [t for t in trials if t.state.name == "WAITING"]
     assert len(waiting) == 1 and waiting[0].params == failed[0].params
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "tunekit", "resume", "--study", "tiny_regression", "--storage", storage_url],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    resumed = tunekit("resume", "--study", "tiny_regression", "--storage", storage_url, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     trials = trials_of(storage_url)
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
@@ -105,14 +105,7 @@ def test_ctrl_c_during_a_cooldown_branch_fails_the_trial_interrupted_and_resume_
 @pytest.mark.skipif(available_cores() < 2, reason="--jobs 2 needs two cores")
 def test_jobs_2_with_sh_runs_the_requested_trials(storage_url, tmp_path):
     env = {**os.environ, "TUNEKIT_STORAGE": storage_url}
-    done = subprocess.run(
-        [sys.executable, "-m", "tunekit", "search", str(TINY), "--trials", "6", "--jobs", "2", *SH],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = tunekit("search", str(TINY), "--trials", "6", "--jobs", "2", *SH, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     trials = trials_of(storage_url)
     assert len([t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]) == 6

@@ -12,14 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 class TinyRegression(pl.LightningModule):
     def __init__(
-        self,
-        hidden: int = 16,
-        fail_at_step: int = -1,
-        nan_at_step: int = -1,
-        sleep: float = 0.0,
-        steps_file: str = "",
-        sigint_at_step: int = -1,
-        sigint_once_file: str = "",
+        self, hidden: int = 16, fail_at_step: int = -1, nan_at_step: int = -1, sleep: float = 0.0, steps_file: str = ""
     ):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(8, hidden), nn.LayerNorm(hidden), nn.Tanh(), nn.Linear(hidden, 1))
@@ -27,10 +20,6 @@ class TinyRegression(pl.LightningModule):
         self.nan_at_step = nan_at_step
         self.sleep = sleep
         self.steps_file = steps_file  # each rank appends "start RANK PID" and "end RANK STEP" (DDP tests)
-        # A real Ctrl-C: SIGINT to this process at the first training_step seeing that global step,
-        # once (the file marks it done, so a resumed study is not interrupted again).
-        self.sigint_at_step = sigint_at_step
-        self.sigint_once_file = sigint_once_file
 
     def _note(self, text):
         if self.steps_file:
@@ -46,14 +35,6 @@ class TinyRegression(pl.LightningModule):
         self._note(f"end {self.global_rank} {self.global_step}")
 
     def training_step(self, batch, batch_idx):
-        if self.global_step == self.sigint_at_step and self.sigint_once_file:
-            import os
-            import signal
-            from pathlib import Path
-
-            if not Path(self.sigint_once_file).exists():
-                Path(self.sigint_once_file).touch()
-                os.kill(os.getpid(), signal.SIGINT)
         if self.global_step == self.fail_at_step:
             raise RuntimeError("boom in training_step")
         if self.sleep:
