@@ -19,6 +19,7 @@ Issue #9 adds, at equal compute rather than equal trials (``--methods a,c,e,f``)
 
 - (e) ``tunekit search SCRIPT --fidelity sh``: schedule-aware successive halving, continued with
   ``resume`` until it has spent the optimizer steps of 12 full trials (so it runs more trials);
+- (g) (e) with ``--min-steps max_steps/3``: one rung, where rankings have settled more;
 - (f) (c)'s study with Optuna's ``HyperbandPruner`` (min_resource max_steps/9, reduction factor 3),
   the value reported at 8 validations, run to the same compute.
 
@@ -59,6 +60,7 @@ METHODS = {
     "d": "script's own optimizer, untuned",
     "e": "tunekit --fidelity sh",
     "f": "Optuna TPE + HyperbandPruner",
+    "g": "tunekit --fidelity sh, one rung (max/3)",
 }
 # (e) and (f) run trials until they have spent this many full trials of compute (optimizer steps),
 # so they run more trials than (a) and (c); the table reads (e) at the compute (a) spent (issue #9).
@@ -105,17 +107,19 @@ def run_tunekit(example: str, seed: int, trials: int, max_steps: int, workdir: P
     return Run(example, method, seed, values, seconds, prior_record, steps)
 
 
-def run_tunekit_sh(example: str, seed: int, trials: int, max_steps: int, workdir: Path) -> Run:
+def run_tunekit_sh(example: str, seed: int, trials: int, max_steps: int, workdir: Path, method: str = "e") -> Run:
     """(e): the real CLI with ``--fidelity sh``, continued with ``resume`` until it has spent the
-    compute of ``EQUAL_COMPUTE_TRIALS`` full trials (steps recorded on each trial, branches included)."""
+    compute of ``EQUAL_COMPUTE_TRIALS`` full trials (steps recorded on each trial, branches included).
+    (g): the same with ``--min-steps max_steps/3``, one rung only."""
     import optuna
 
-    db = workdir / f"{example}-e-{seed}.db"
+    db = workdir / f"{example}-{method}-{seed}.db"
     db.unlink(missing_ok=True)
     url = f"sqlite:///{db}"
     base = [sys.executable, "-m", "tunekit"]
     first = [*base, "search", str(EXAMPLES[example]), "--study", "bench", "--storage", url, "--trials", str(trials)]
     first += ["--max-steps", str(max_steps), "--seed", str(seed), "--accelerator", "cpu", "--fidelity", "sh"]
+    first += ["--min-steps", str(max_steps // 3)] if method == "g" else []
     more = [*base, "resume", "--study", "bench", "--storage", url, "--trials", "6", "--accelerator", "cpu"]
     start = time.perf_counter()
     cmd = first
@@ -134,7 +138,7 @@ def run_tunekit_sh(example: str, seed: int, trials: int, max_steps: int, workdir
     values = [t.value if t.state.name == "COMPLETE" else None for t in finished]
     steps = [t.user_attrs.get("tunekit.steps_trained", 0) for t in finished]
     prior_record = study.user_attrs.get("tunekit.settings", {}).get("prior")
-    return Run(example, "e", seed, values, time.perf_counter() - start, prior_record, steps)
+    return Run(example, method, seed, values, time.perf_counter() - start, prior_record, steps)
 
 
 def run_hyperband(example: str, seed: int, trials: int, max_steps: int) -> Run:
@@ -266,6 +270,8 @@ def _work(job: tuple) -> Run:
         return run_tunekit_sh(example, seed, trials, max_steps, Path(workdir))
     if method == "f":
         return run_hyperband(example, seed, trials, max_steps)
+    if method == "g":
+        return run_tunekit_sh(example, seed, trials, max_steps, Path(workdir), "g")
     return run_untuned(example, seed, max_steps)
 
 
@@ -440,6 +446,12 @@ def main(argv: list[str] | None = None) -> None:
         default=Path(tempfile.gettempdir()) / "tunekit-search-efficiency",
         help="where the SQLite files and results.json go",
     )
+    parser.add_argument(
+        "--with-results",
+        type=Path,
+        default=None,
+        help="an earlier results.json whose runs join the table (e.g. (a) and (c) for a later (g))",
+    )
     args = parser.parse_args(argv)
 
     examples = [e for e in args.examples.split(",") if e]
@@ -451,7 +463,7 @@ def main(argv: list[str] | None = None) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     workdir = args.workdir.resolve()
     # Longest first (tunekit studies, then plain TPE), so the pool ends together.
-    order = {"a": 0, "b": 1, "c": 2, "d": 3, "e": 0, "f": 1}
+    order = {"a": 0, "b": 1, "c": 2, "d": 3, "e": 0, "f": 1, "g": 0}
     jobs = [
         (e, m, s, args.trials, args.max_steps, str(workdir))
         for m in sorted(methods, key=order.get)
@@ -469,6 +481,13 @@ def main(argv: list[str] | None = None) -> None:
                 f"trial 0 {run.values[0] if run.values else None}",
                 flush=True,
             )
+    if args.with_results is not None:
+        earlier = json.loads(args.with_results.read_text())["runs"]
+        runs += [
+            Run(**r)
+            for r in earlier
+            if (r["example"], r["method"], r["seed"]) not in {(x.example, x.method, x.seed) for x in runs}
+        ]
     rows = summarize(runs, args.trials)
     table = format_table(rows, args.trials, args.max_steps)
     print()
