@@ -112,3 +112,24 @@ def test_jobs_2_with_sh_runs_the_requested_trials(storage_url, tmp_path):
     assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
     assert all(set(t.intermediate_values) <= {10, 30, 90} and t.user_attrs[STEPS_ATTR] > 0 for t in trials)
     assert len({t.user_attrs["tunekit.worker"] for t in trials}) == 2
+
+
+def test_a_finished_wsd_trial_keeps_its_stable_phase_and_train_continues_it(storage_url, tmp_path):
+    """WSD-S: trial 0 (WSD, decay_fraction 0.2, 60 steps) keeps its state of step 48; a 240-step run
+    of its recipe starts there (192 steps trained) and ends near a fresh 240-step run."""
+    done = run("search", TINY, "--trials", 1, "--max-steps", 60, "--schedules", "wsd", "--storage", storage_url)
+    assert done.exit_code == 0, done.output
+    (trial,) = trials_of(storage_url)
+    assert trial.user_attrs["tunekit.stable_state"]["step"] == 48
+    assert (tmp_path / "tunekit.db.artifacts").is_dir()
+    assert run("export", "--study", "tiny_regression", "-o", "r.yaml", "--storage", storage_url).exit_code == 0
+
+    def train(*extra: object) -> tuple[str, float]:
+        out = run("train", "r.yaml", TINY, "--max-steps", 240, "--storage", storage_url, *extra).output
+        return out, float(re.search(r"val_loss = ([\d.e+-]+) after", out).group(1))
+
+    continued, value = train()
+    assert "Continuing trial 0's stable phase from step 48" in continued and "after 192 steps" in continued
+    fresh, fresh_value = train("--fresh")
+    assert "Continuing" not in fresh and "after 240 steps" in fresh
+    assert abs(value - fresh_value) <= 0.05 * fresh_value  # measured: 0.0995 against 0.0990

@@ -17,7 +17,9 @@ from __future__ import annotations
 import gc
 import math
 import os
+import shutil
 import socket
+import tempfile
 import time
 import traceback
 from contextlib import nullcontext
@@ -54,10 +56,11 @@ from tunekit.study.records import (
 from tunekit.study.rungs import Fidelity, rung_reason
 from tunekit.study.sampling import make_pruner, make_sampler
 from tunekit.study.settings import StudySettings
+from tunekit.study.stable_states import artifact_folder, keep_stable_state
 from tunekit.study.storage import record_heartbeat
 from tunekit.training import peak_memory
 from tunekit.training.fit import RunOptions
-from tunekit.training.rung_plan import RungPlan, RungValue
+from tunekit.training.rung_plan import RungPlan, RungValue, decay_start
 from tunekit.training.script import LoadedScript
 
 # Stop the study when the first trials all fail with the same error: the script is broken.
@@ -148,6 +151,7 @@ def run_search(
     ran: list[int] = []  # numbers of the trials this process ran
     # --devices N: this process is rank 0 of every trial; the other ranks stay up between trials.
     group = RankGroup(script, settings.metric, options) if options.devices > 1 else None
+    scratch = tempfile.mkdtemp(prefix="tunekit-") if artifact_folder(getattr(storage, "url", "")) else None
 
     def train(recipe: Any, **callbacks: Any) -> Any:
         if group is not None:
@@ -220,7 +224,9 @@ def run_search(
                 )
                 raise optuna.TrialPruned(reason)
 
-        plan = RungPlan([], on_rung, should_stop=flag.requested)
+        # WSD-S: a WSD trial of one device saves its state at its decay's start (kept if it completes).
+        keep = Path(scratch, f"trial-{trial.number}.ckpt") if scratch is not None and group is None else None
+        plan = RungPlan([], on_rung, should_stop=flag.requested, keep_stable=None if keep is None else str(keep))
 
         def on_step(step: int, total: int) -> None:
             main_steps[0] = step
@@ -240,10 +246,12 @@ def run_search(
                 on_eval=on_eval,
                 on_step=on_step,
                 should_stop=flag.requested,
-                **({"rungs": plan} if rungs else {}),
+                **({"rungs": plan} if rungs or keep is not None else {}),
             )
             main_steps[0] = result.steps
             trial.set_user_attr(RUNG_ATTR, max_steps)
+            if keep is not None and keep.exists() and math.isfinite(result.value):
+                keep_stable_state(storage.url, trial, keep, decay_start(recipe))
         except optuna.TrialPruned as exc:
             trial.set_user_attr(REASON_ATTR, str(exc))
             raise
@@ -268,6 +276,8 @@ def run_search(
             raise TrialFailed(str(exc)) from exc
         finally:
             trial.set_user_attr(STEPS_ATTR, main_steps[0] + plan.branch_steps)
+            if keep is not None:
+                keep.unlink(missing_ok=True)
         if not math.isfinite(result.value):
             trial.set_user_attr(REASON_ATTR, f"diverged at step {result.steps}")
             raise optuna.TrialPruned(f"diverged at step {result.steps}")
@@ -324,6 +334,8 @@ def run_search(
         interrupted = interrupted or flag.requested()
         if interrupted:
             requeue_interrupted(study, ran)
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
     return SearchOutcome(interrupted, len(ran), forced)
 
 

@@ -32,6 +32,7 @@ PROGRESS_ATTR = "tunekit.progress"  # {"step": s, "total": T}, updated every few
 # it was judged at: a rung of search --fidelity sh, or the full budget when it completed.
 STEPS_ATTR = "tunekit.steps_trained"
 RUNG_ATTR = "tunekit.rung"
+STABLE_ATTR = "tunekit.stable_state"  # WSD-S: {"artifact_id", "step"} of a WSD trial's pre-cooldown checkpoint
 
 # Reasons for failures that are not the trial's fault: such trials are retried and not counted.
 INTERRUPTED = "interrupted"

@@ -37,7 +37,17 @@ import torch
 from tunekit.recipes import Recipe
 from tunekit.search_spaces.catalog import get_schedule
 from tunekit.training.callbacks import Diverged, EvalReporter, Interrupted, MetricNotLogged
-from tunekit.training.rung_plan import RungPlan, RungValue, fork_step, rung_kind
+from tunekit.training.rung_plan import RungPlan, RungValue, decay_start, fork_step, rung_kind
+from tunekit.training.stable_phase import KeepStablePhase
+
+
+def rung_callbacks(recipe: Recipe, plan: RungPlan, reporter: EvalReporter, metric: str) -> list[pl.Callback]:
+    """A trial's callbacks for ``plan``: its rungs and, for WSD-S, the save of its stable phase."""
+    callbacks: list[pl.Callback] = [RungBranches(recipe, plan, reporter, metric)]
+    step = decay_start(recipe)
+    if plan.keep_stable is not None and step is not None:
+        callbacks.append(KeepStablePhase(plan.keep_stable, step))
+    return callbacks
 
 
 class RungBranches(pl.Callback):

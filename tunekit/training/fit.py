@@ -299,9 +299,9 @@ def trial_callbacks(
     if recipe.schedule_free:
         callbacks.append(ScheduleFreeSwitch())
     if rungs is not None:
-        from tunekit.training.branches import RungBranches
+        from tunekit.training.branches import rung_callbacks
 
-        callbacks.append(RungBranches(recipe, rungs, reporter, metric))
+        callbacks += rung_callbacks(recipe, rungs, reporter, metric)
     return callbacks, reporter
 
 

@@ -39,6 +39,14 @@ def fork_step(recipe: Recipe, budget: int, kind: str) -> int:
     return max(1, budget - decay_count(recipe.schedule.params["decay_fraction"], budget))
 
 
+def decay_start(recipe: Recipe) -> int | None:
+    """The step a cooldown schedule's main run starts to decay (its stable phase's last state), else None."""
+    if rung_kind(recipe.schedule.name) != "cooldown":
+        return None
+    total = recipe.training.max_steps
+    return total - decay_count(recipe.schedule.params["decay_fraction"], total)
+
+
 @dataclass(frozen=True)
 class RungValue:
     """A trial's value at rung ``budget`` (its own optimizer steps), measured from step ``fork``."""
@@ -55,10 +63,12 @@ class RungPlan:
     ``on_rung(RungValue)`` is called once per rung, in order, and may raise (``optuna.TrialPruned``)
     to stop the trial there. ``should_stop()`` is polled after each branch step (Ctrl-C).
     ``branch_steps`` counts the optimizer steps trained in branches: a trial's cost is its main
-    steps plus these.
+    steps plus these. ``keep_stable``: the path of a Lightning checkpoint a WSD trial writes when its
+    main run reaches its decay (``training.stable_phase``).
     """
 
     budgets: Sequence[int]
     on_rung: Callable[[RungValue], None]
     should_stop: Callable[[], bool] | None = None
     branch_steps: int = field(default=0)
+    keep_stable: str | None = None  # WSD-S: a WSD trial saves its state at its decay's start here
