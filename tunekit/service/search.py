@@ -254,6 +254,8 @@ def prepare_resume(request: ResumeRequest) -> PreparedRun:
             "resume with the same precision, or start a new --study with tunekit search."
         )
     check_jobs(request.jobs, request.url, prepared.options, request.ray)
+    if Fidelity.from_dict(prepared.settings.fidelity).mode == "sh" and prepared.options.devices > 1:
+        raise BadInput("--fidelity sh runs its rungs on one device; resume with --devices 1.")
     prepared.ray = request.ray
     return prepared
 
