@@ -60,7 +60,7 @@ METHODS = {
     "d": "script's own optimizer, untuned",
     "e": "tunekit --fidelity sh",
     "f": "Optuna TPE + HyperbandPruner",
-    "g": "tunekit --fidelity sh, one rung (max/3)",
+    "g": "tunekit sh --min-steps max/3",
 }
 # (e) and (f) run trials until they have spent this many full trials of compute (optimizer steps),
 # so they run more trials than (a) and (c); the table reads (e) at the compute (a) spent (issue #9).
@@ -449,8 +449,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--with-results",
         type=Path,
-        default=None,
-        help="an earlier results.json whose runs join the table (e.g. (a) and (c) for a later (g))",
+        action="append",
+        default=[],
+        help="an earlier results.json whose runs join the table (repeatable; --methods '' only joins them)",
     )
     args = parser.parse_args(argv)
 
@@ -481,12 +482,12 @@ def main(argv: list[str] | None = None) -> None:
                 f"trial 0 {run.values[0] if run.values else None}",
                 flush=True,
             )
-    if args.with_results is not None:
-        earlier = json.loads(args.with_results.read_text())["runs"]
+    for earlier in args.with_results:
+        seen = {(x.example, x.method, x.seed) for x in runs}
         runs += [
             Run(**r)
-            for r in earlier
-            if (r["example"], r["method"], r["seed"]) not in {(x.example, x.method, x.seed) for x in runs}
+            for r in json.loads(earlier.read_text())["runs"]
+            if (r["example"], r["method"], r["seed"]) not in seen
         ]
     rows = summarize(runs, args.trials)
     table = format_table(rows, args.trials, args.max_steps)
