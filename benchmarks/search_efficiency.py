@@ -17,9 +17,10 @@ Methods (a)-(d), each with the same number of trials and the same steps per tria
 
 Issue #9 adds, at equal compute rather than equal trials (``--methods a,c,e,f``):
 
-- (e) ``tunekit search SCRIPT --fidelity sh``: schedule-aware successive halving, continued with
-  ``resume`` until it has spent the optimizer steps of 12 full trials (so it runs more trials);
-- (g) (e) with ``--min-steps max_steps/3``: one rung, where rankings have settled more;
+- (e) ``tunekit search SCRIPT --fidelity sh --min-steps max_steps/9``: schedule-aware successive
+  halving with rungs at 1/9 and 1/3 of the budget, continued with ``resume`` until it has spent the
+  optimizer steps of 12 full trials (so it runs more trials);
+- (g) ``tunekit search SCRIPT --fidelity sh``, the default ``--min-steps max_steps/3``: one rung;
 - (f) (c)'s study with Optuna's ``HyperbandPruner`` (min_resource max_steps/9, reduction factor 3),
   the value reported at 8 validations, run to the same compute.
 
@@ -58,9 +59,9 @@ METHODS = {
     "b": "tunekit --prior none",
     "c": "plain Optuna TPE, AdamW+cosine",
     "d": "script's own optimizer, untuned",
-    "e": "tunekit --fidelity sh",
+    "e": "tunekit sh --min-steps max/9",
     "f": "Optuna TPE + HyperbandPruner",
-    "g": "tunekit sh --min-steps max/3",
+    "g": "tunekit --fidelity sh (one rung, max/3)",
 }
 # (e) and (f) run trials until they have spent this many full trials of compute (optimizer steps),
 # so they run more trials than (a) and (c); the table reads (e) at the compute (a) spent (issue #9).
@@ -108,9 +109,10 @@ def run_tunekit(example: str, seed: int, trials: int, max_steps: int, workdir: P
 
 
 def run_tunekit_sh(example: str, seed: int, trials: int, max_steps: int, workdir: Path, method: str = "e") -> Run:
-    """(e): the real CLI with ``--fidelity sh``, continued with ``resume`` until it has spent the
-    compute of ``EQUAL_COMPUTE_TRIALS`` full trials (steps recorded on each trial, branches included).
-    (g): the same with ``--min-steps max_steps/3``, one rung only."""
+    """(e): the real CLI with ``--fidelity sh --min-steps max_steps/9`` (rungs at 1/9 and 1/3 of the
+    budget), continued with ``resume`` until it has spent the compute of ``EQUAL_COMPUTE_TRIALS``
+    full trials (steps recorded on each trial, branches included). (g): the same with the default
+    ``--min-steps``, ``max_steps/3``: one rung."""
     import optuna
 
     db = workdir / f"{example}-{method}-{seed}.db"
@@ -119,7 +121,7 @@ def run_tunekit_sh(example: str, seed: int, trials: int, max_steps: int, workdir
     base = [sys.executable, "-m", "tunekit"]
     first = [*base, "search", str(EXAMPLES[example]), "--study", "bench", "--storage", url, "--trials", str(trials)]
     first += ["--max-steps", str(max_steps), "--seed", str(seed), "--accelerator", "cpu", "--fidelity", "sh"]
-    first += ["--min-steps", str(max_steps // 3)] if method == "g" else []
+    first += ["--min-steps", str(max_steps // 9)] if method == "e" else []  # (g): the default, max_steps // 3
     more = [*base, "resume", "--study", "bench", "--storage", url, "--trials", "6", "--accelerator", "cpu"]
     start = time.perf_counter()
     cmd = first

@@ -39,7 +39,8 @@ def test_rungs_are_max_steps_over_powers_of_eta_down_to_min_steps(max_steps, min
 
 def test_fidelity_defaults_and_bad_input():
     assert Fidelity.parse(None, None, None, 200) == Fidelity("full", None, 3)
-    assert Fidelity.parse("sh", None, None, 200).rungs(200) == [22, 66]  # min-steps max_steps / eta^2
+    assert Fidelity.parse("sh", None, None, 200).rungs(200) == [66]  # min-steps max_steps / eta: one rung
+    assert Fidelity.parse("sh", 22, None, 200).rungs(200) == [22, 66]
     assert Fidelity.from_dict({}) == Fidelity()  # a study from before issue #9
     for args, words in [
         (("hyperband", None, None), "--fidelity hyperband is not a fidelity"),

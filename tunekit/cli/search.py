@@ -122,7 +122,7 @@ ray_option = click.option(
     "--min-steps",
     type=int,
     default=None,
-    help="With --fidelity sh: the smallest rung's budget [default: max-steps/eta^2].",
+    help="With --fidelity sh: the smallest rung's budget; lower adds rungs [default: max-steps/eta, one rung].",
 )
 @click.option("--eta", type=int, default=None, help="With --fidelity sh: 1/eta of a rung's trials go on [default 3].")
 @device_options
