@@ -100,6 +100,10 @@ def refused(db: Path, args: list, sentence: str | tuple, *others: Path) -> None:
         (["--fidelity", "sh", "--min-steps", "30"], "--min-steps 30 is outside 1..20 (the --max-steps budget)"),
         (["--fidelity", "sh", "--eta", "1"], "--eta 1 keeps every trial at every rung; use --eta 2 or more"),
         (["--fidelity", "sh", "--also", "seconds"], "--fidelity sh does not combine with --also; drop one of them."),
+        (
+            ["--min-steps", "5"],
+            "--min-steps and --eta set the rungs of --fidelity sh; add --fidelity sh, or drop them.",
+        ),
         (["--fidelity", "sh"], "study 'tiny_regression' was created with --fidelity full, not sh"),
     ],
 )

@@ -56,8 +56,11 @@ class Fidelity:
         seeds with 64-80% of its compute.
 
         Raises:
-            BadInput: an unknown mode, ``eta < 2``, ``min_steps`` outside ``[1, max_steps]``.
+            BadInput: an unknown mode, ``eta < 2``, ``min_steps`` outside ``[1, max_steps]``, or
+                ``min_steps``/``eta`` without a mode.
         """
+        if mode is None and (min_steps is not None or eta is not None):
+            raise BadInput("--min-steps and --eta set the rungs of --fidelity sh; add --fidelity sh, or drop them.")
         mode = mode or "full"
         if mode not in FIDELITIES:
             raise BadInput(f"--fidelity {mode} is not a fidelity; use full (whole runs) or sh (successive halving).")
