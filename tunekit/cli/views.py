@@ -25,6 +25,7 @@ from tunekit.study.records import (
     PROGRESS_ATTR,
     WORKER_ATTR,
     best_of,
+    counted_trials,
     counts_toward_target,
     curve_of,
     describe,
@@ -229,7 +230,7 @@ def summary_table(study: Any, metric: str, limit: int | None = None) -> Table:
     every = study.get_trials(deepcopy=False)
     trials = ranked_trials(study)[:limit] if limit else every
     shown = [t for t in every if not is_surplus(t)]
-    caption = f"{counted(shown)} trials, {total_steps(shown)} optimizer steps (rung branches included)"
+    caption = f"{counted_trials(shown)} trials, {total_steps(shown)} optimizer steps (rung branches included)"
     table = Table(title=f"study {study.study_name}", caption=caption)
     for col in ("trial", "state", metric, "optimizer", "schedule", "lr", "steps", "rung", "time", "reason"):
         table.add_column(col, justify="right" if col in ("trial", metric, "lr", "steps", "rung", "time") else "left")
@@ -252,10 +253,6 @@ def summary_table(study: Any, metric: str, limit: int | None = None) -> Table:
             progress_of(t) if t.state.name == "RUNNING" else reason_of(t),
         )
     return table
-
-
-def counted(trials: list) -> int:
-    return sum(counts_toward_target(t) for t in trials)
 
 
 def _or_dash(value: int | None) -> str:
