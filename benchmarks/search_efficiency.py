@@ -5,7 +5,7 @@ Run (about 20-30 minutes on 2 CPU cores with the defaults)::
     python benchmarks/search_efficiency.py                       # charlm and shapes, 3 seeds, 12 trials x 200 steps
     python benchmarks/search_efficiency.py --trials 4 --max-steps 40 --seeds 0 --examples shapes   # smoke test
 
-Methods, each with the same number of trials and the same steps per trial (equal compute), per seed:
+Methods (a)-(d), each with the same number of trials and the same steps per trial (equal compute), per seed:
 
 - (a) ``tunekit search SCRIPT`` with its defaults (default prior, all families and schedules, pruning).
 - (b) the same with ``--prior none``: plain wide ranges, AdamW [1e-5, 1e-1].
@@ -14,6 +14,19 @@ Methods, each with the same number of trials and the same steps per trial (equal
   betas, cosine decay to 0 over the run with no warmup and no clipping (``AdamW`` +
   ``CosineAnnealingLR(T_max=max_steps)`` stepped every step).
 - (d) the script's own ``configure_optimizers``, untuned (one run).
+
+Issue #9 adds, at equal compute rather than equal trials (``--methods a,c,e,f``):
+
+- (e) ``tunekit search SCRIPT --fidelity sh --min-steps max_steps/9``: schedule-aware successive
+  halving with rungs at 1/9 and 1/3 of the budget, continued with ``resume`` until it has spent the
+  optimizer steps of 12 full trials (so it runs more trials);
+- (g) ``tunekit search SCRIPT --fidelity sh``, the default ``--min-steps max_steps/3``: one rung;
+- (f) (c)'s study with Optuna's ``HyperbandPruner`` (min_resource max_steps/9, reduction factor 3),
+  the value reported at 8 validations, run to the same compute.
+
+A second table counts compute in optimizer steps (rung branches included): spent per seed, spent
+until the best value reached (c)'s 12-trial best (and its median as a fraction of (c)'s compute),
+and the best value among the trials that finished within the compute (a) spent on its 12 trials.
 
 (a) and (b) run the real CLI in a subprocess; (c) and (d) train through the same Lightning loop with
 the same validation points and seed, so every number is the metric at the end of training, measured
@@ -37,6 +50,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = {"charlm": REPO / "examples" / "charlm.py", "shapes": REPO / "examples" / "shapes.py"}
@@ -45,7 +59,14 @@ METHODS = {
     "b": "tunekit --prior none",
     "c": "plain Optuna TPE, AdamW+cosine",
     "d": "script's own optimizer, untuned",
+    "e": "tunekit sh --min-steps max/9",
+    "f": "Optuna TPE + HyperbandPruner",
+    "g": "tunekit --fidelity sh (one rung, max/3)",
 }
+# (e) and (f) run trials until they have spent this many full trials of compute (optimizer steps),
+# so they run more trials than (a) and (c); the table reads (e) at the compute (a) spent (issue #9).
+EQUAL_COMPUTE_TRIALS = 12
+HYPERBAND_EVALUATIONS = 8  # (f) reports every max_steps/8 steps, so Hyperband's rungs have values to read
 METRIC = "val_loss"
 
 
@@ -57,6 +78,7 @@ class Run:
     values: list  # final metric per trial in trial order; None for pruned or failed trials
     seconds: float
     prior: dict | None = None
+    steps: list | None = None  # optimizer steps each trial trained, rung branches included (issue #9)
 
 
 # --- the four methods --------------------------------------------------------------------------------
@@ -82,14 +104,105 @@ def run_tunekit(example: str, seed: int, trials: int, max_steps: int, workdir: P
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     values = [t.value if t.state.name == "COMPLETE" else None for t in trials]
     prior_record = study.user_attrs.get("tunekit.settings", {}).get("prior")
-    return Run(example, method, seed, values, seconds, prior_record)
+    steps = [t.user_attrs.get("tunekit.steps_trained", max_steps) for t in trials]
+    return Run(example, method, seed, values, seconds, prior_record, steps)
+
+
+def run_tunekit_sh(example: str, seed: int, trials: int, max_steps: int, workdir: Path, method: str = "e") -> Run:
+    """(e): the real CLI with ``--fidelity sh --min-steps max_steps/9`` (rungs at 1/9 and 1/3 of the
+    budget), continued with ``resume`` until it has spent the compute of ``EQUAL_COMPUTE_TRIALS``
+    full trials (steps recorded on each trial, branches included). (g): the same with the default
+    ``--min-steps``, ``max_steps/3``: one rung."""
+    import optuna
+
+    db = workdir / f"{example}-{method}-{seed}.db"
+    db.unlink(missing_ok=True)
+    url = f"sqlite:///{db}"
+    base = [sys.executable, "-m", "tunekit"]
+    first = [*base, "search", str(EXAMPLES[example]), "--study", "bench", "--storage", url, "--trials", str(trials)]
+    first += ["--max-steps", str(max_steps), "--seed", str(seed), "--accelerator", "cpu", "--fidelity", "sh"]
+    first += ["--min-steps", str(max_steps // 9)] if method == "e" else []  # (g): the default, max_steps // 3
+    more = [*base, "resume", "--study", "bench", "--storage", url, "--trials", "6", "--accelerator", "cpu"]
+    start = time.perf_counter()
+    cmd = first
+    while True:
+        done = subprocess.run(cmd, capture_output=True, text=True, env=_one_thread_env())
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            )
+        study = optuna.load_study(study_name="bench", storage=url)
+        finished = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+        spent = sum(t.user_attrs.get("tunekit.steps_trained", 0) for t in finished)
+        if spent >= EQUAL_COMPUTE_TRIALS * max_steps or len(finished) >= 8 * trials:
+            break
+        cmd = more
+    values = [t.value if t.state.name == "COMPLETE" else None for t in finished]
+    steps = [t.user_attrs.get("tunekit.steps_trained", 0) for t in finished]
+    prior_record = study.user_attrs.get("tunekit.settings", {}).get("prior")
+    return Run(example, method, seed, values, time.perf_counter() - start, prior_record, steps)
+
+
+def run_hyperband(example: str, seed: int, trials: int, max_steps: int) -> Run:
+    """(f): (c)'s hand-written study with Optuna's ``HyperbandPruner`` (rungs from max_steps/9, eta 3),
+    the value reported at every validation, run until it has spent (e)'s compute."""
+    import optuna
+
+    from tunekit.training.fit import run_fit
+    from tunekit.training.quiet import silence_lightning
+    from tunekit.training.script import ScriptSpec, load_script
+
+    silence_lightning()
+    loaded = load_script(ScriptSpec(str(EXAMPLES[example])))
+    spent: dict[int, int] = {}
+
+    def objective(trial: optuna.Trial) -> float:
+        recipe = _plain_recipe(trial, loaded, seed, max_steps).with_training(evaluations=HYPERBAND_EVALUATIONS)
+
+        def report(step: int, value: float) -> None:
+            spent[trial.number] = step
+            trial.report(value, step)
+            if step < max_steps and trial.should_prune():
+                raise optuna.TrialPruned()
+
+        try:
+            value = run_fit(recipe, loaded, METRIC, accelerator="cpu", on_eval=report).value
+        except optuna.TrialPruned:
+            raise
+        except Exception:  # noqa: BLE001 - a diverged run is a failed trial for a hand-written study too
+            return float("nan")
+        return value
+
+    pruner = optuna.pruners.HyperbandPruner(min_resource=max(1, max_steps // 9), max_resource=max_steps)
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+    start = time.perf_counter()
+    while sum(spent.values()) < EQUAL_COMPUTE_TRIALS * max_steps and len(study.trials) < 8 * trials:
+        study.optimize(objective, n_trials=1)
+    values = [t.value if t.state.name == "COMPLETE" and math.isfinite(t.value) else None for t in study.trials]
+    steps = [spent.get(t.number, max_steps) for t in study.trials]
+    return Run(example, "f", seed, values, time.perf_counter() - start, None, steps)
+
+
+def _plain_recipe(trial: Any, loaded: Any, seed: int, max_steps: int) -> Any:
+    """(c)'s space: AdamW, lr and weight decay log-uniform, torch's betas, cosine to 0, no warmup."""
+    from tunekit.recipes import Recipe
+
+    lr = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+    weight_decay = trial.suggest_float("weight_decay", 1e-4, 1e-1, log=True)
+    return Recipe.from_dict(
+        {
+            "tunekit_recipe": 1,
+            "optimizer": {"name": "adamw", "lr": lr, "betas": [0.9, 0.999], "weight_decay": weight_decay},
+            "schedule": {"name": "cosine", "warmup_fraction": 0.0},
+            "training": {"max_steps": max_steps, "batch_size": loaded.default_batch_size, "seed": seed},
+        }
+    )
 
 
 def run_plain_optuna(example: str, seed: int, trials: int, max_steps: int) -> Run:
     """(c): the hand-written study. Same training loop and seed as tunekit's trials (run_fit)."""
     import optuna
 
-    from tunekit.recipes import Recipe
     from tunekit.training.fit import run_fit
     from tunekit.training.quiet import silence_lightning
     from tunekit.training.script import ScriptSpec, load_script
@@ -98,17 +211,8 @@ def run_plain_optuna(example: str, seed: int, trials: int, max_steps: int) -> Ru
     loaded = load_script(ScriptSpec(str(EXAMPLES[example])))
 
     def objective(trial: optuna.Trial) -> float:
-        lr = trial.suggest_float("lr", 1e-5, 1e-1, log=True)
-        weight_decay = trial.suggest_float("weight_decay", 1e-4, 1e-1, log=True)
         # AdamW(lr, betas=(0.9, 0.999), weight_decay) + CosineAnnealingLR(T_max=max_steps), per step.
-        recipe = Recipe.from_dict(
-            {
-                "tunekit_recipe": 1,
-                "optimizer": {"name": "adamw", "lr": lr, "betas": [0.9, 0.999], "weight_decay": weight_decay},
-                "schedule": {"name": "cosine", "warmup_fraction": 0.0},
-                "training": {"max_steps": max_steps, "batch_size": loaded.default_batch_size, "seed": seed},
-            }
-        )
+        recipe = _plain_recipe(trial, loaded, seed, max_steps)
         try:
             value = run_fit(recipe, loaded, METRIC, accelerator="cpu").value
         except Exception:  # noqa: BLE001 - a diverged run is a failed trial for a hand-written study too
@@ -119,7 +223,7 @@ def run_plain_optuna(example: str, seed: int, trials: int, max_steps: int) -> Ru
     start = time.perf_counter()
     study.optimize(objective, n_trials=trials)
     values = [t.value if t.value is not None and math.isfinite(t.value) else None for t in study.trials]
-    return Run(example, "c", seed, values, time.perf_counter() - start)
+    return Run(example, "c", seed, values, time.perf_counter() - start, None, [max_steps] * len(values))
 
 
 def run_untuned(example: str, seed: int, max_steps: int) -> Run:
@@ -164,6 +268,12 @@ def _work(job: tuple) -> Run:
         return run_tunekit(example, seed, trials, max_steps, Path(workdir), "none")
     if method == "c":
         return run_plain_optuna(example, seed, trials, max_steps)
+    if method == "e":
+        return run_tunekit_sh(example, seed, trials, max_steps, Path(workdir))
+    if method == "f":
+        return run_hyperband(example, seed, trials, max_steps)
+    if method == "g":
+        return run_tunekit_sh(example, seed, trials, max_steps, Path(workdir), "g")
     return run_untuned(example, seed, max_steps)
 
 
@@ -185,6 +295,40 @@ def trials_to_reach(values: list, target: float) -> int | None:
         if b <= target:
             return i
     return None
+
+
+def steps_to_reach(run: Run, target: float) -> int | None:
+    """Optimizer steps (branches included) spent when the best value first is <= target (None: never)."""
+    spent = 0
+    for value, steps in zip(run.values, run.steps or [], strict=False):
+        spent += steps
+        if value is not None and value <= target:
+            return spent
+    return None
+
+
+def best_within(run: Run, budget: float) -> float:
+    """The best final value among the trials finished within ``budget`` optimizer steps, in trial order."""
+    best, spent = math.inf, 0
+    for value, steps in zip(run.values, run.steps or [], strict=False):
+        spent += steps
+        if spent > budget:
+            break
+        if value is not None:
+            best = min(best, value)
+    return best
+
+
+def compute_columns(mine: list[Run], by: dict) -> dict:
+    """Issue #9's columns: compute spent, compute to reach (c)'s best, best at (a)'s compute."""
+    out: dict = {"compute": [sum(r.steps or []) for r in mine], "steps_to_c": [], "best_at_a": []}
+    for r in mine:
+        c, a = by.get(("c", r.seed)), by.get(("a", r.seed))
+        if c is not None:
+            out["steps_to_c"].append(steps_to_reach(r, min((v for v in c.values if v is not None), default=math.inf)))
+        if a is not None:
+            out["best_at_a"].append(best_within(r, sum(a.steps or [])))
+    return out
 
 
 def summarize(runs: list[Run], trials: int) -> list[dict]:
@@ -223,6 +367,7 @@ def summarize(runs: list[Run], trials: int) -> list[dict]:
                     "trial0_per_seed": [r.values[0] for r in mine],
                     "minutes": sum(r.seconds for r in mine) / 60,
                     "prior": mine[0].prior,
+                    **compute_columns(mine, by),
                 }
             )
     return rows
@@ -252,16 +397,45 @@ def format_table(rows: list[dict], trials: int, max_steps: int) -> str:
             f"{r['example']:8} {label:38} {g(r['best_mean']) + ' ± ' + g(r['best_sd']):22} {per_seed:28} "
             f"{trials_col:20} {r['at_least_as_good_as_c']:7} {g(r['trial0_mean']):15} {r['minutes']:5.1f}"
         )
+    lines += compute_table(rows)
     priors = {r["example"]: r["prior"] for r in rows if r["method"] == "a" and r["prior"]}
     for example, prior in priors.items():
         lines.append(f"prior used by (a) on {example}: {prior}")
     return "\n".join(lines)
 
 
+def compute_table(rows: list[dict]) -> list[str]:
+    """Compute in optimizer steps, rung branches included (issue #9), per example and method."""
+
+    def steps(xs: list) -> str:
+        return ",".join(">max" if x is None else str(x) for x in xs)
+
+    def median(xs: list) -> str:
+        return "-" if not xs or None in xs else str(int(statistics.median(xs)))
+
+    head = (
+        f"{'example':8} {'method':38} {'compute/seed (steps)':24} {'steps to (c) best':24} {'median':>7} "
+        f"{'vs (c) compute':>14}  {'best at (a) compute':28}"
+    )
+    lines = ["", "compute in optimizer steps, rung branches included", head, "-" * len(head)]
+    c_compute = {r["example"]: statistics.median(r["compute"]) for r in rows if r["method"] == "c" and r["compute"]}
+    for r in rows:
+        to_c = r["steps_to_c"]
+        ratio = "-"
+        if to_c and None not in to_c and r["example"] in c_compute:
+            ratio = f"{statistics.median(to_c) / c_compute[r['example']]:.2f}"
+        at_a = " ".join("-" if not math.isfinite(b) else f"{b:.4f}" for b in r["best_at_a"])
+        lines.append(
+            f"{r['example']:8} {'(' + r['method'] + ') ' + r['name']:38} {steps(r['compute']):24} {steps(to_c):24} "
+            f"{median(to_c):>7} {ratio:>14}  {at_a:28}"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", default="charlm,shapes", help="comma-separated: " + ",".join(EXAMPLES))
-    parser.add_argument("--methods", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
+    parser.add_argument("--methods", default="a,b,c,d", help="comma-separated subset of " + ",".join(METHODS))
     parser.add_argument("--trials", type=int, default=12, help="trials per study (equal for a, b, c)")
     parser.add_argument("--max-steps", type=int, default=200, help="optimizer steps per trial")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (training and sampler)")
@@ -274,6 +448,13 @@ def main(argv: list[str] | None = None) -> None:
         default=Path(tempfile.gettempdir()) / "tunekit-search-efficiency",
         help="where the SQLite files and results.json go",
     )
+    parser.add_argument(
+        "--with-results",
+        type=Path,
+        action="append",
+        default=[],
+        help="an earlier results.json whose runs join the table (repeatable; --methods '' only joins them)",
+    )
     args = parser.parse_args(argv)
 
     examples = [e for e in args.examples.split(",") if e]
@@ -285,7 +466,7 @@ def main(argv: list[str] | None = None) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     workdir = args.workdir.resolve()
     # Longest first (tunekit studies, then plain TPE), so the pool ends together.
-    order = {"a": 0, "b": 1, "c": 2, "d": 3}
+    order = {"a": 0, "b": 1, "c": 2, "d": 3, "e": 0, "f": 1, "g": 0}
     jobs = [
         (e, m, s, args.trials, args.max_steps, str(workdir))
         for m in sorted(methods, key=order.get)
@@ -303,6 +484,13 @@ def main(argv: list[str] | None = None) -> None:
                 f"trial 0 {run.values[0] if run.values else None}",
                 flush=True,
             )
+    for earlier in args.with_results:
+        seen = {(x.example, x.method, x.seed) for x in runs}
+        runs += [
+            Run(**r)
+            for r in json.loads(earlier.read_text())["runs"]
+            if (r["example"], r["method"], r["seed"]) not in seen
+        ]
     rows = summarize(runs, args.trials)
     table = format_table(rows, args.trials, args.max_steps)
     print()

@@ -95,6 +95,16 @@ def refused(db: Path, args: list, sentence: str | tuple, *others: Path) -> None:
             ["--devices", "2", "--strategy", "single_device"],
             "--strategy single_device cannot run a trial over --devices 2; use --strategy ddp",
         ),
+        # issue #9
+        (["--fidelity", "hyperband"], "--fidelity hyperband is not a fidelity; use full (whole runs) or sh"),
+        (["--fidelity", "sh", "--min-steps", "30"], "--min-steps 30 is outside 1..20 (the --max-steps budget)"),
+        (["--fidelity", "sh", "--eta", "1"], "--eta 1 keeps every trial at every rung; use --eta 2 or more"),
+        (["--fidelity", "sh", "--also", "seconds"], "--fidelity sh does not combine with --also; drop one of them."),
+        (
+            ["--min-steps", "5"],
+            "--min-steps and --eta set the rungs of --fidelity sh; add --fidelity sh, or drop them.",
+        ),
+        (["--fidelity", "sh"], "study 'tiny_regression' was created with --fidelity full, not sh"),
     ],
 )
 def test_bad_search_options(args, sentence, db):

@@ -105,7 +105,7 @@ def test_markdown_report_writes_pngs(searched: str, tmp_path: Path):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     assert "```yaml\ntunekit_recipe: 1" in text and "| family | schedule | best | trials | pruned |" in text
-    rows = [line.split("|")[1:-1] for line in text.splitlines() if re.match(r"\| \w+ \| \w+ \| [\d.-]+ \|", line)]
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if re.match(r"\| \w+ \| \w+ \| [\d.e+-]+ \|", line)]
     trials = optuna.load_study(study_name="tiny_regression", storage=searched).get_trials()
     assert sum(int(r[3]) for r in rows) == TRIALS
     assert sum(int(r[4]) for r in rows) == sum(t.state.name == "PRUNED" for t in trials)

@@ -111,6 +111,20 @@ ray_option = click.option(
     help="A second objective, minimized beside the metric: wall seconds per trial, or peak memory (CUDA "
     "max_memory_allocated on GPU, peak RSS on CPU). Pruning then applies to the metric alone; see the README.",
 )
+@click.option(
+    "--fidelity",
+    default=None,
+    metavar="full|sh",
+    help="full: every trial trains its whole budget [default]; sh: schedule-aware successive halving, "
+    "trials judged at rungs of max-steps/eta^k steps by end-of-run values (a cooldown branch for WSD).",
+)
+@click.option(
+    "--min-steps",
+    type=int,
+    default=None,
+    help="With --fidelity sh: the smallest rung's budget; lower adds rungs [default: max-steps/eta, one rung].",
+)
+@click.option("--eta", type=int, default=None, help="With --fidelity sh: 1/eta of a rung's trials go on [default 3].")
 @device_options
 @jobs_option
 @ray_option
@@ -192,9 +206,14 @@ def _run(prepared: Any, n_trials: int | None) -> None:
     workers = f" on {jobs} workers of {threads_per_worker(jobs)} thread(s)" if jobs > 1 else ""
     if prepared.ray is not None:
         workers = f" on {jobs} Ray worker(s) at {prepared.ray}"
+    from tunekit.study.rungs import Fidelity
+
+    fidelity = Fidelity.from_dict(settings.fidelity)
+    rungs = fidelity.rungs(settings.space.max_steps)
+    judged = f", judged at rungs of {', '.join(map(str, rungs))} steps (eta {fidelity.eta})" if rungs else ""
     out.print(
         f"Study [bold]{study.study_name}[/] in {url}: {n_trials} trial(s) of {settings.space.max_steps} steps"
-        f"{workers}, optimizing {settings.metric} ({settings.direction}).",
+        f"{judged}{workers}, optimizing {settings.metric} ({settings.direction}).",
         highlight=False,
     )
     if jobs > SQLITE_SENSIBLE_WORKERS and is_sqlite(url):

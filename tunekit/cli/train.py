@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
-from tunekit.cli._options import console, device_options, run_options, script_options, script_spec
+from tunekit.cli._options import (
+    console,
+    device_options,
+    run_options,
+    script_options,
+    script_spec,
+    storage_option,
+)
 
 
 @click.command()
@@ -21,6 +29,12 @@ from tunekit.cli._options import console, device_options, run_options, script_op
     help="Override the recipe's budget (schedules scale with it).",
 )
 @click.option("--seed", type=int, default=None, help="Override the recipe's seed.")
+@storage_option
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="With a longer --max-steps, train from step 0 even when the recipe's WSD trial kept its stable phase.",
+)
 @device_options
 @script_options
 @click.pass_context
@@ -31,11 +45,15 @@ def train(
     metric: str | None,
     max_steps: int | None,
     seed: int | None,
+    storage: str | None,
+    fresh: bool,
     **script_args: Any,
 ) -> None:
     """Train SCRIPT's module once with RECIPE and print the metric at the end.
 
-    It trains on the recipe's devices, strategy and precision unless those options are given.
+    It trains on the recipe's devices, strategy and precision unless those options are given. A
+    WSD recipe exported from a study whose trial kept its stable phase (WSD-S) continues from it
+    with a longer --max-steps, instead of starting again (unless --fresh).
     """
     from tunekit.recipes import load_recipe
     from tunekit.training.fit import RunOptions, check_multi_device
@@ -43,7 +61,7 @@ def train(
     from tunekit.training.script import load_script
 
     typed, run_given = run_options(ctx, script_args)
-    recipe = load_recipe(recipe_path)
+    recipe = original = load_recipe(recipe_path)
     options = RunOptions.of_recipe(recipe.training, typed.accelerator).overridden(typed, run_given)
     check_multi_device(options)
     overrides = {k: v for k, v in (("max_steps", max_steps), ("seed", seed)) if v is not None}
@@ -58,11 +76,30 @@ def train(
         f"for {recipe.training.max_steps} steps.",
         highlight=False,
     )
-    with out.status("training..."):
-        result = fit_once(recipe, loaded, metric, options)
+    with tempfile.TemporaryDirectory() as scratch, out.status("training..."):
+        start = (
+            None
+            if fresh or max_steps is None or options.devices > 1
+            else _stable_start(storage, original, max_steps, scratch)
+        )
+        if start is None:
+            result = fit_once(recipe, loaded, metric, options)
+        else:
+            from tunekit.training.stable_resume import continue_stable_phase
+
+            checkpoint, step, trial = start
+            out.print(f"Continuing trial {trial}'s stable phase from step {step} (WSD-S; --fresh to start over).")
+            result = continue_stable_phase(recipe, loaded, metric, checkpoint, step, options)
     line = f"{metric} = {result.value:.6g} after {result.steps} steps ({result.seconds:.1f}s)"
     expected = (recipe.result or {}).get("value")
     same_run = max_steps is None and seed is None and expected is not None
     if same_run:
         line += f"; the recipe's trial had {expected:.6g} (difference {result.value - expected:+.2e})"
     click.echo(line)
+
+
+def _stable_start(storage: str | None, recipe: Any, max_steps: int, scratch: str) -> Any:
+    from tunekit.study.stable_states import stable_start
+    from tunekit.study.storage import resolve_url
+
+    return stable_start(resolve_url(storage), recipe, max_steps, Path(scratch))

@@ -25,6 +25,7 @@ from tunekit.study.records import (
     PROGRESS_ATTR,
     WORKER_ATTR,
     best_of,
+    counted_trials,
     counts_toward_target,
     curve_of,
     describe,
@@ -32,7 +33,10 @@ from tunekit.study.records import (
     progress_of,
     reason_of,
     recipe_of,
+    rung_of,
     state_counts,
+    steps_of,
+    total_steps,
 )
 from tunekit.study.settings import is_minimized, ranked_trials
 
@@ -64,10 +68,11 @@ def status_table(study: Any, trials: list, metric: str, target: int | None) -> T
         f"[cyan]running {counts['RUNNING']}[/]",
         f"[yellow]pruned {counts['PRUNED']}[/]",
         f"[red]failed {counts['FAIL']}[/]",
+        f"optimizer steps {total_steps(trials)}",  # the study's compute, rung branches included (issue #9)
     )
     if best is not None:
         table.add_row(
-            "best", f"{metric}={metric_value(best):.4g}", f"trial {best.number}", describe(recipe_of(best)), "", ""
+            "best", f"{metric}={metric_value(best):.4g}", f"trial {best.number}", describe(recipe_of(best)), "", "", ""
         )
     return table
 
@@ -78,9 +83,12 @@ def print_finished(console: Console, trial: Any, metric: str) -> None:
     value = f"{metric_value(trial):.4g}" if metric_value(trial) is not None else "-"
     seconds = trial.duration.total_seconds() if trial.duration else 0.0
     reason = reason_of(trial)
+    steps = f"  {steps_of(trial)} steps" if steps_of(trial) is not None else ""
+    rung = f" to {rung_of(trial)}" if rung_of(trial) is not None else ""
     console.print(
         f"trial {trial.number:>3} [{STATE_STYLE.get(state, '')}]{state:<8}[/] {metric}={value:<8} "
-        f"{describe(recipe_of(trial))}  {seconds:.1f}s" + (f"  ({reason})" if reason and state != "COMPLETE" else ""),
+        f"{describe(recipe_of(trial))}{steps}{rung}  {seconds:.1f}s"
+        + (f"  ({reason})" if reason and state != "COMPLETE" else ""),
         highlight=False,
     )
 
@@ -129,7 +137,7 @@ class SearchView:
 
     def evaluated(self, step: int, value: float) -> None:
         if self.task is not None:
-            self.progress.update(self.task, last=f"{self.metric}={value:.4g}")
+            self.progress.update(self.task, last=f"{self.metric}={value:.4g} at step {step}")
 
     def trial_finished(self, study: Any, trial: Any) -> None:
         if not is_surplus(trial):
@@ -219,10 +227,13 @@ def summary_table(study: Any, metric: str, limit: int | None = None) -> Table:
 
     Surplus trials (given up unrun when parallel workers reached the target together) are left out.
     """
-    trials = ranked_trials(study)[:limit] if limit else study.get_trials(deepcopy=False)
-    table = Table(title=f"study {study.study_name}")
-    for col in ("trial", "state", metric, "optimizer", "schedule", "lr", "time", "reason"):
-        table.add_column(col, justify="right" if col in ("trial", metric, "lr", "time") else "left")
+    every = study.get_trials(deepcopy=False)
+    trials = ranked_trials(study)[:limit] if limit else every
+    shown = [t for t in every if not is_surplus(t)]
+    caption = f"{counted_trials(shown)} trials, {total_steps(shown)} optimizer steps (rung branches included)"
+    table = Table(title=f"study {study.study_name}", caption=caption)
+    for col in ("trial", "state", metric, "optimizer", "schedule", "lr", "steps", "rung", "time", "reason"):
+        table.add_column(col, justify="right" if col in ("trial", metric, "lr", "steps", "rung", "time") else "left")
     for t in trials:
         if is_surplus(t):
             continue
@@ -236,7 +247,13 @@ def summary_table(study: Any, metric: str, limit: int | None = None) -> Table:
             opt.get("name", "-"),
             sched.get("name", "-"),
             f"{lr:.2e}" if isinstance(lr, float) else "-",
+            _or_dash(steps_of(t)),
+            _or_dash(rung_of(t)),
             f"{t.duration.total_seconds():.1f}s" if t.duration else "-",
             progress_of(t) if t.state.name == "RUNNING" else reason_of(t),
         )
     return table
+
+
+def _or_dash(value: int | None) -> str:
+    return "-" if value is None else str(value)

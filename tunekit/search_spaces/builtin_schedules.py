@@ -152,6 +152,7 @@ def _register_warmup_stable_decay(register: Callable[[Schedule], Schedule]) -> N
                 "final_lr_fraction": fraction,
             },
             check_all=_wsd_fits,
+            rung_value="cooldown",  # a cooldown from the stable phase ends a run of that length (Hägele et al.)
         )
     )
 
@@ -216,6 +217,7 @@ def _register_flat(register: Callable[[Schedule], Schedule]) -> None:
             space={},
             defaults=dict(_WARMUP),
             checks=dict(_WARMUP_CHECK),
+            rung_value="anytime",  # no decay: a constant run of length b ends at its value at b
         )
     )
     register(
@@ -229,6 +231,7 @@ def _register_flat(register: Callable[[Schedule], Schedule]) -> None:
             defaults=dict(_WARMUP),
             checks=dict(_WARMUP_CHECK),
             schedule_free=True,
+            rung_value="anytime",  # the averaged point x is an anytime estimate (Defazio et al. 2024)
         )
     )
 

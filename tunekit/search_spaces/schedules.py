@@ -46,6 +46,9 @@ DEFAULT_WARMUP_FRACTION = 0.05
 # Suggested search range for the shared `warmup_fraction` (the space builder owns the shared axes).
 WARMUP_SPACE = FloatRange(0.0, 0.2)
 
+# How a schedule's value at a rung is read (Schedule.rung_value, issue #9).
+RUNG_VALUES = ("cooldown", "anytime", "budget-bound")
+
 # A check normalises one parameter value or raises ValueError with the end of a sentence
 # ("must be a number in [0, 1], got 1.5"); Schedule.resolve turns that into BadInput.
 Check = Callable[[Any], Any]
@@ -68,6 +71,12 @@ class Schedule:
         check_all: optional validator of the resolved parameters together (raises ValueError).
         schedule_free: True only for ``none``: the optimizer averages iterates and owns its warmup,
             so no LR scheduler is built and the multiplier is always 1.
+        rung_value: what the value at step ``b`` of a longer run says about a run of length ``b``
+            (``search --fidelity sh``, issue #9; one of ``RUNG_VALUES``): ``cooldown``, the end of
+            such a run after a cooldown branch with the schedule's own decay (WSD, Hägele et al.
+            2024); ``anytime``, that value itself (no decay: constant, schedule-free); ``budget-bound``,
+            nothing (the curve depends on the total budget: compared only with the same schedule at
+            the same step). A schedule registered without it is budget-bound, the safe choice.
     """
 
     name: str
@@ -79,6 +88,7 @@ class Schedule:
     checks: Mapping[str, Check] = field(default_factory=dict)
     check_all: Callable[[Mapping[str, Any]], None] | None = None
     schedule_free: bool = False
+    rung_value: str = "budget-bound"
 
     def __post_init__(self) -> None:
         """Validated at construction: ``defaults`` include ``warmup_fraction``, ``space`` and ``checks``
@@ -91,6 +101,10 @@ class Schedule:
         for attr in ("space", "defaults", "checks"):
             object.__setattr__(self, attr, MappingProxyType(dict(getattr(self, attr))))
         keys = set(self.defaults)
+        if self.rung_value not in RUNG_VALUES:
+            raise ValueError(f"schedule '{self.name}': rung_value must be one of {RUNG_VALUES}")
+        if self.rung_value == "cooldown" and not {"decay_fraction", "decay_shape"} <= keys:
+            raise ValueError(f"schedule '{self.name}': a cooldown schedule takes decay_fraction and decay_shape")
         if "warmup_fraction" not in keys:
             raise ValueError(f"schedule '{self.name}': defaults must include warmup_fraction")
         if not set(self.space) <= keys or set(self.checks) != keys:

@@ -19,6 +19,7 @@ from tunekit.search_spaces.space import SearchSpace, SpaceConfig, load_space_fil
 from tunekit.study.coordination import DEFAULT_TRIALS, remaining_trials
 from tunekit.study.objectives import check_also
 from tunekit.study.records import counted_trials
+from tunekit.study.rungs import Fidelity
 from tunekit.study.settings import StudySettings, create_or_continue, open_study
 from tunekit.study.storage import is_sqlite, open_storage, reap_dead_workers, sqlite_path
 from tunekit.training.fit import RunOptions
@@ -55,6 +56,9 @@ class SearchRequest:
     config: Path | None = None  # a LightningCLI config: model and data arguments (issue #15)
     run_given: frozenset[str] = frozenset()  # RunOptions fields the user typed; the others keep a study's stored ones
     also: str | None = None  # a second objective, "seconds" or "peak_memory" (tunekit.study.objectives)
+    fidelity: str | None = None  # "full" or "sh", with min_steps and eta (tunekit.study.rungs, issue #9)
+    min_steps: int | None = None
+    eta: int | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,7 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         # Schedules are fractions of a step budget, so an epoch budget becomes steps here, once.
         max_steps = request.max_epochs * loaded.steps_per_epoch(batch)
         given.add("max_steps")
+    fidelity = check_fidelity(request, max_steps)
     chosen_prior = make_prior(request.prior, loaded, max_steps, batch)
     config = SpaceConfig(
         optimizers=optimizer_names,
@@ -197,6 +202,7 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         chosen_prior.record,
         run=request.options.to_dict(),
         also=request.also,
+        fidelity=fidelity.to_dict(),
     )
     store = open_storage(request.url)
     check_script(loaded, request.metric, space.first_recipe(batch), request.options, batch)
@@ -248,6 +254,8 @@ def prepare_resume(request: ResumeRequest) -> PreparedRun:
             "resume with the same precision, or start a new --study with tunekit search."
         )
     check_jobs(request.jobs, request.url, prepared.options, request.ray)
+    if Fidelity.from_dict(prepared.settings.fidelity).mode == "sh" and prepared.options.devices > 1:
+        raise BadInput("--fidelity sh runs its rungs on one device; resume with --devices 1.")
     prepared.ray = request.ray
     return prepared
 
@@ -318,6 +326,21 @@ def check_jobs(jobs: int, url: str, options: RunOptions | None = None, ray: str 
         raise BadInput("--jobs needs a storage the workers can share; give a file (sqlite:///FILE) or a server URL.")
 
 
+def check_fidelity(request: SearchRequest, max_steps: int) -> Fidelity:
+    """The request's validated fidelity (issue #9).
+
+    Raises:
+        BadInput: as ``Fidelity.parse``; or rungs with ``--also`` or ``--devices`` above 1, whose
+            trials tunekit judges at validation points only.
+    """
+    fidelity = Fidelity.parse(request.fidelity, request.min_steps, request.eta, max_steps)
+    if fidelity.mode == "sh" and request.also:
+        raise BadInput("--fidelity sh does not combine with --also; drop one of them.")
+    if fidelity.mode == "sh" and request.options.devices > 1:
+        raise BadInput("--fidelity sh runs its rungs on one device; use --devices 1 or --fidelity full.")
+    return fidelity
+
+
 def batch_choices(default: int | None) -> list[int] | None:
     """Batch sizes to search when the DataModule takes one: half, same and double its default."""
     if default is None:
@@ -343,6 +366,9 @@ OPTION_OF_SETTING = {
     "prior": "--prior",
     "precision": "--precision",
     "also": "--also",
+    "fidelity": "--fidelity",
+    "min_steps": "--min-steps",
+    "eta": "--eta",
 }
 
 

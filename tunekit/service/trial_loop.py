@@ -17,7 +17,9 @@ from __future__ import annotations
 import gc
 import math
 import os
+import shutil
 import socket
+import tempfile
 import time
 import traceback
 from contextlib import nullcontext
@@ -43,17 +45,22 @@ from tunekit.study.records import (
     PROGRESS_ATTR,
     REASON_ATTR,
     RECIPE_ATTR,
+    RUNG_ATTR,
+    STEPS_ATTR,
     SURPLUS,
     TRACEBACK_ATTR,
     WORKER_ATTR,
     counts_toward_target,
     reason_of,
 )
+from tunekit.study.rungs import Fidelity, rung_reason
 from tunekit.study.sampling import make_pruner, make_sampler
 from tunekit.study.settings import StudySettings
+from tunekit.study.stable_states import artifact_folder, keep_stable_state
 from tunekit.study.storage import record_heartbeat
 from tunekit.training import peak_memory
 from tunekit.training.fit import RunOptions
+from tunekit.training.rung_plan import RungPlan, RungValue, decay_start
 from tunekit.training.script import LoadedScript
 
 # Stop the study when the first trials all fail with the same error: the script is broken.
@@ -135,13 +142,16 @@ def run_search(
     trials = study.get_trials(deepcopy=False)
     # Optuna's Study keeps its sampler and pruner as plain attributes: set them, no second load.
     study.sampler = make_sampler(sampler_seed(settings.space.seed, trials, worker))
-    study.pruner = make_pruner(settings.space.max_steps)
+    fidelity = Fidelity.from_dict(settings.fidelity)
+    study.pruner = make_pruner(settings.space.max_steps, fidelity, settings.space.manual_optimization)
+    rungs = fidelity.rungs(settings.space.max_steps)  # issue #9: budgets at the default batch, smallest first
     target = settings.target_trials or 0
     flag = InterruptFlag(on_first=view.interrupt_requested, parent_pid=parent_pid)
     me = worker_name()
     ran: list[int] = []  # numbers of the trials this process ran
     # --devices N: this process is rank 0 of every trial; the other ranks stay up between trials.
     group = RankGroup(script, settings.metric, options) if options.devices > 1 else None
+    scratch = tempfile.mkdtemp(prefix="tunekit-") if artifact_folder(getattr(storage, "url", "")) else None
 
     def train(recipe: Any, **callbacks: Any) -> Any:
         if group is not None:
@@ -168,7 +178,7 @@ def run_search(
             raise Surplus()
         last_record = [time.monotonic()]
 
-        def on_step(step: int, total: int) -> None:
+        def note_progress(step: int, total: int) -> None:
             view.step(step, total)
             now = time.monotonic()
             if now - last_record[0] >= PROGRESS_EVERY:
@@ -179,22 +189,48 @@ def run_search(
         # steps, so trials are compared at equal samples, not equal steps.
         at_default = [1.0, settings.space.max_steps]
         curve: dict[int, float] = {}
+        main_steps = [0]  # the main run's optimizer steps so far (its branches are counted by the plan)
 
         def should_prune(step: int, value: float) -> bool:
-            step = round(step * at_default[0])
             if also is None:
                 trial.report(value, step)
                 return trial.should_prune()
             curve[step] = value
             trial.set_user_attr(CURVE_ATTR, curve)
-            return should_prune_first_objective(study, step, list(curve.values()), max_steps)
+            within = study.pruner.view(study, trial, step)  # its comparison set only (issue #9)
+            return should_prune_first_objective(within, step, list(curve.values()), max_steps)
 
         def on_eval(step: int, value: float) -> None:
-            prune = should_prune(step, value)
+            at = round(step * at_default[0])
             view.evaluated(step, value)
+            if rungs and at < max_steps:
+                return  # --fidelity sh judges at its rungs only (issue #9)
+            prune = should_prune(at, value)
             # The last evaluation ends the trial: it completes with that value, never pruned at the line.
             if step < at_default[1] and prune:
-                raise optuna.TrialPruned(f"pruned at step {step} ({settings.metric}={value:.4g}, in the worst quarter)")
+                among = study.pruner.last.set_name if study.pruner.last else "trials"
+                raise optuna.TrialPruned(
+                    f"pruned at step {step} ({settings.metric}={value:.4g}, in the worst quarter of {among} at this step)"
+                )
+
+        def on_rung(value: RungValue) -> None:
+            budget = rungs[plan.budgets.index(value.budget)]
+            trial.report(value.value, budget)
+            trial.set_user_attr(RUNG_ATTR, budget)
+            view.evaluated(budget, value.value)
+            if trial.should_prune():
+                reason = rung_reason(
+                    rungs, budget, max_steps, settings.metric, value.value, study.pruner.last, fidelity.eta
+                )
+                raise optuna.TrialPruned(reason)
+
+        # WSD-S: a WSD trial of one device saves its state at its decay's start (kept if it completes).
+        keep = Path(scratch, f"trial-{trial.number}.ckpt") if scratch is not None and group is None else None
+        plan = RungPlan([], on_rung, should_stop=flag.requested, keep_stable=None if keep is None else str(keep))
+
+        def on_step(step: int, total: int) -> None:
+            main_steps[0] = step
+            note_progress(step, total)
 
         try:
             recipe = options.stamp(replace(space.sample(trial), prior=settings.prior))
@@ -204,7 +240,18 @@ def run_search(
             view.trial_started(trial.number, recipe)
             if also == "peak_memory":
                 peak_memory.start()
-            result = train(recipe, on_eval=on_eval, on_step=on_step, should_stop=flag.requested)
+            plan.budgets = [max(1, round(b / at_default[0])) for b in rungs]
+            result = train(
+                recipe,
+                on_eval=on_eval,
+                on_step=on_step,
+                should_stop=flag.requested,
+                **({"rungs": plan} if rungs or keep is not None else {}),
+            )
+            main_steps[0] = result.steps
+            trial.set_user_attr(RUNG_ATTR, max_steps)
+            if keep is not None and keep.exists() and math.isfinite(result.value):
+                keep_stable_state(storage.url, trial, keep, decay_start(recipe))
         except optuna.TrialPruned as exc:
             trial.set_user_attr(REASON_ATTR, str(exc))
             raise
@@ -227,6 +274,10 @@ def run_search(
             if is_out_of_memory(exc):
                 _release_memory()
             raise TrialFailed(str(exc)) from exc
+        finally:
+            trial.set_user_attr(STEPS_ATTR, main_steps[0] + plan.branch_steps)
+            if keep is not None:
+                keep.unlink(missing_ok=True)
         if not math.isfinite(result.value):
             trial.set_user_attr(REASON_ATTR, f"diverged at step {result.steps}")
             raise optuna.TrialPruned(f"diverged at step {result.steps}")
@@ -283,6 +334,8 @@ def run_search(
         interrupted = interrupted or flag.requested()
         if interrupted:
             requeue_interrupted(study, ran)
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
     return SearchOutcome(interrupted, len(ran), forced)
 
 

@@ -28,6 +28,11 @@ RERUN_ATTR = "tunekit.rerun"  # {"of": trial number, "seed": training seed} on a
 # raises and intermediate values on pruned trials break TPE's multi-objective split (Optuna 5.1)
 CURVE_ATTR = "tunekit.curve"
 PROGRESS_ATTR = "tunekit.progress"  # {"step": s, "total": T}, updated every few seconds while running
+# Optimizer steps the trial trained, its rung branches included (issue #9), and the largest budget
+# it was judged at: a rung of search --fidelity sh, or the full budget when it completed.
+STEPS_ATTR = "tunekit.steps_trained"
+RUNG_ATTR = "tunekit.rung"
+STABLE_ATTR = "tunekit.stable_state"  # WSD-S: {"artifact_id", "step"} of a WSD trial's pre-cooldown checkpoint
 
 # Reasons for failures that are not the trial's fault: such trials are retried and not counted.
 INTERRUPTED = "interrupted"
@@ -151,6 +156,21 @@ def progress_of(trial: Any) -> str:
     if trial.user_attrs.get(WORKER_ATTR):
         parts.append(f"on {trial.user_attrs[WORKER_ATTR]}")
     return " ".join(parts)
+
+
+def steps_of(trial: Any) -> int | None:
+    """Optimizer steps a trial trained, branches included (None: recorded before issue #9)."""
+    return trial.user_attrs.get(STEPS_ATTR)
+
+
+def rung_of(trial: Any) -> int | None:
+    """The largest budget a trial was judged at (a rung, or the full budget); None before issue #9."""
+    return trial.user_attrs.get(RUNG_ATTR)
+
+
+def total_steps(trials: list) -> int:
+    """Optimizer steps the trials trained together (branches included): the study's compute."""
+    return sum(steps_of(t) or 0 for t in trials)
 
 
 def ranked(trials: list, minimize: bool) -> list:

@@ -40,6 +40,9 @@ COMPARABLE = (
     "prior",
     "precision",  # changes the numbers; devices, strategy and accelerator change only where they are computed
     "also",
+    "fidelity",  # issue #9: --fidelity, --min-steps, --eta decide which trials run to the end
+    "min_steps",
+    "eta",
 )
 
 
@@ -55,6 +58,7 @@ class StudySettings:
     target_trials: int | None = None
     run: dict = field(default_factory=dict)  # RunOptions.to_dict() (issue #11); {} in studies stored before it
     also: str | None = None  # the second objective of ``search --also`` (tunekit.study.objectives)
+    fidelity: dict = field(default_factory=dict)  # Fidelity.to_dict() (issue #9); {} before it: full
 
     def to_dict(self) -> dict:
         return {
@@ -67,6 +71,7 @@ class StudySettings:
             "target_trials": self.target_trials,
             "run": self.run,
             **({"also": self.also} if self.also else {}),
+            **({"fidelity": self.fidelity} if self.fidelity else {}),
         }
 
     @classmethod
@@ -87,6 +92,7 @@ class StudySettings:
             data.get("target_trials"),
             dict(data.get("run") or {}),
             data.get("also"),
+            dict(data.get("fidelity") or {}),
         )
 
     def save(self, study: Any) -> None:
@@ -111,6 +117,9 @@ class StudySettings:
             "prior": self.prior.get("law"),
             "precision": self.run.get("precision", DEFAULT_PRECISION),
             "also": self.also,
+            "fidelity": self.fidelity.get("mode", "full"),
+            "min_steps": self.fidelity.get("min_steps"),
+            "eta": self.fidelity.get("eta", 3),
         }
 
 

@@ -53,9 +53,10 @@ class EvalReporter(pl.Callback):
         self.metric = metric
         self.on_eval = on_eval
         self.history: list[tuple[int, float]] = []
+        self.paused = False  # while a rung's branch validates (training/branches.py): not the main run's value
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or self.paused:
             return
         metrics = trainer.callback_metrics
         if self.metric not in metrics:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from tunekit.errors import BadInput
 from tunekit.recipes import DEFAULT_PRECISION, Recipe
+from tunekit.training.rung_plan import RungPlan
 from tunekit.training.script import LoadedScript
 
 
@@ -217,13 +218,14 @@ def run_fit(
     should_stop: Callable[[], bool] | None = None,
     options: RunOptions | None = None,
     accelerator: str | None = None,
+    rungs: RungPlan | None = None,
 ) -> FitResult:
     """Train ``script``'s module once with ``recipe`` for ``training.max_steps`` optimizer steps.
 
     The module's own ``configure_optimizers`` is replaced by the recipe's optimizer, parameter
     groups and per-step schedule. Validation runs ``training.evaluations`` times, and once more at
     the end if the last one did not fall on the final step. ``accelerator`` is shorthand for
-    ``options=RunOptions(accelerator)``.
+    ``options=RunOptions(accelerator)``. ``rungs``: values at rung budgets (``training.branches``).
 
     Raises:
         Diverged: the loss or the metric became NaN/inf.
@@ -245,7 +247,7 @@ def run_fit(
     data = script.build_data(t.batch_size)
     ranks = rank_and_world(options)
     if ranks is None:
-        callbacks, reporter = trial_callbacks(recipe, metric, on_eval, on_step, should_stop)
+        callbacks, reporter = trial_callbacks(recipe, metric, on_eval, on_step, should_stop, rungs)
         trainer = trial_trainer(recipe, model, options, callbacks)
         fit_to_the_end(trainer, model, data, reporter)
     else:  # one rank of a tunekit-launched DDP trial (training/ranks.py): decisions shared by all ranks
@@ -286,6 +288,7 @@ def trial_callbacks(
     on_eval: Callable[[int, float], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    rungs: RungPlan | None = None,
 ) -> tuple[list, Any]:
     """A trial's callbacks (``UseRecipe`` first) and its ``EvalReporter``."""
     from tunekit.training.callbacks import DivergenceGuard, EvalReporter, ScheduleFreeSwitch, StepHook
@@ -295,6 +298,10 @@ def trial_callbacks(
     callbacks: list = [UseRecipe(recipe), DivergenceGuard(), StepHook(on_step, should_stop), reporter]
     if recipe.schedule_free:
         callbacks.append(ScheduleFreeSwitch())
+    if rungs is not None:
+        from tunekit.training.branches import rung_callbacks
+
+        callbacks += rung_callbacks(recipe, rungs, reporter, metric)
     return callbacks, reporter
 
 

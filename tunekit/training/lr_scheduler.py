@@ -56,6 +56,14 @@ class ScheduleLR(LRScheduler):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         self.schedule_params = catalog.resolve_params(self.schedule_name, self.schedule_params)
+        self._set_lrs()
+
+    def rebudget(self, total_steps: int) -> None:
+        """Plan ``total_steps`` from here on (WSD-S, issue #9: a restored run continues to a longer budget)."""
+        self.total_steps = int(total_steps)
+        self._set_lrs()
+
+    def _set_lrs(self) -> None:
         for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
             if isinstance(group["lr"], Tensor):
                 group["lr"].fill_(float(lr))

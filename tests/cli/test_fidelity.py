@@ -1,0 +1,135 @@
+"""``search --fidelity sh`` end to end (issue #9): real CLI runs, real SQLite files, a real Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from conftest import SCRIPTS, TINY
+
+from tunekit.cli import main
+from tunekit.service.workers import available_cores
+from tunekit.study.records import REASON_ATTR, RUNG_ATTR, STEPS_ATTR
+
+pytestmark = pytest.mark.slow  # end to end: real CLI runs (issue #13)
+
+SH = ["--max-steps", "90", "--fidelity", "sh", "--min-steps", "10", "--accelerator", "cpu"]  # rungs 10, 30
+RUNG_REASON = re.compile(
+    r"pruned at rung (1|2) of 2 \(step (10|30) of 90, val_loss=[\d.e+-]+\): not in the best 1/3 of the \d+ "
+    r"(end-of-run values \(WSD after a cooldown branch, constant, schedule-free\)|\w+ values at this step)"
+)
+
+
+def run(*args: object):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def tunekit(*args: str, cwd, env=None) -> subprocess.CompletedProcess:
+    """The CLI in its own process (a real SIGINT, real worker processes)."""
+    command = [sys.executable, "-m", "tunekit", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def trials_of(url: str) -> list:
+    return optuna.load_study(study_name="tiny_regression", storage=url).get_trials()
+
+
+def test_sh_prunes_at_rungs_records_steps_and_rungs_and_resume_keeps_it(storage_url):
+    done = run("search", TINY, "--trials", 10, *SH, "--storage", storage_url)
+    assert done.exit_code == 0, done.output
+    text = " ".join(done.output.split())
+    assert "judged at rungs of 10, 30 steps (eta 3)" in text
+    trials = trials_of(storage_url)
+    pruned = [t for t in trials if t.state.name == "PRUNED" and "rung" in t.user_attrs[REASON_ATTR]]
+    assert pruned, done.output
+    for t in pruned:
+        reason = t.user_attrs[REASON_ATTR]
+        assert RUNG_REASON.fullmatch(reason), reason
+        assert t.user_attrs[RUNG_ATTR] == int(RUNG_REASON.fullmatch(reason).group(2))
+        assert list(t.intermediate_values) == [10, 30][: int(RUNG_REASON.fullmatch(reason).group(1))]
+    for t in trials:
+        recipe = t.user_attrs["tunekit.recipe"]
+        assert t.user_attrs[STEPS_ATTR] > 0
+        if t.state.name == "COMPLETE":
+            assert t.user_attrs[RUNG_ATTR] == 90 and sorted(t.intermediate_values) == [10, 30, 90]
+            # a WSD trial of the default batch paid for two cooldown branches: floor(0.2*10) + floor(0.2*30)
+            branches = sum(int(recipe["schedule"].get("decay_fraction", 0) * b) for b in (10, 30))
+            if recipe["schedule"]["name"] == "wsd" and recipe["training"]["max_steps"] == 90:
+                assert t.user_attrs[STEPS_ATTR] == 90 + branches
+    total = sum(t.user_attrs[STEPS_ATTR] for t in trials)
+    assert f"10 trials, {total} optimizer steps (rung branches included)" in text
+
+    shown = run("show", "--study", "tiny_regression", "--storage", storage_url)
+    assert shown.exit_code == 0 and "steps" in shown.output and "rung" in shown.output
+    assert f"{total} optimizer steps" in " ".join(shown.output.split())
+
+    resumed = run("resume", "--study", "tiny_regression", "--trials", 3, "--storage", storage_url)
+    assert resumed.exit_code == 0, resumed.output
+    later = [t for t in trials_of(storage_url) if t.number >= 10]
+    assert len(later) == 3 and all(set(t.intermediate_values) <= {10, 30, 90} for t in later)
+
+
+def test_ctrl_c_during_a_cooldown_branch_fails_the_trial_interrupted_and_resume_retries_it(storage_url, tmp_path):
+    # The first trial is the predicted point: WSD with decay_fraction 0.2, so rung 10 forks at step 8
+    # and the first training_step that sees global step 8 is the branch's: SIGINT arrives there.
+    once = tmp_path / "interrupted-once"
+    script = SCRIPTS / "tiny_sigint.py"
+    args = ["search", str(script), "--study", "tiny_regression", "--trials", "2", *SH, "--schedules", "wsd"]
+    args += ["--model-arg", "sigint_at_step=8"]
+    args += ["--model-arg", f"sigint_once_file={once}", "--storage", storage_url]
+    interrupted = tunekit(*args, cwd=tmp_path)
+    assert interrupted.returncode == 130, interrupted.stdout + interrupted.stderr
+    assert once.exists()
+    trials = trials_of(storage_url)
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert len(failed) == 1 and failed[0].user_attrs[REASON_ATTR] == "interrupted"
+    assert failed[0].user_attrs[STEPS_ATTR] == 9  # 8 main steps, then 1 step of the branch
+    assert not failed[0].intermediate_values  # interrupted before its rung was reported
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+    waiting = [t for t in trials if t.state.name == "WAITING"]
+    assert len(waiting) == 1 and waiting[0].params == failed[0].params
+
+    resumed = tunekit("resume", "--study", "tiny_regression", "--storage", storage_url, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    trials = trials_of(storage_url)
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 2 and failed[0].params in [t.params for t in finished]
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="--jobs 2 needs two cores")
+def test_jobs_2_with_sh_runs_the_requested_trials(storage_url, tmp_path):
+    env = {**os.environ, "TUNEKIT_STORAGE": storage_url}
+    done = tunekit("search", str(TINY), "--trials", "6", "--jobs", "2", *SH, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    trials = trials_of(storage_url)
+    assert len([t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]) == 6
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    assert all(set(t.intermediate_values) <= {10, 30, 90} and t.user_attrs[STEPS_ATTR] > 0 for t in trials)
+    assert len({t.user_attrs["tunekit.worker"] for t in trials}) == 2
+
+
+def test_a_finished_wsd_trial_keeps_its_stable_phase_and_train_continues_it(storage_url, tmp_path):
+    """WSD-S: trial 0 (WSD, decay_fraction 0.2, 60 steps) keeps its state of step 48; a 240-step run
+    of its recipe starts there (192 steps trained) and ends near a fresh 240-step run."""
+    done = run("search", TINY, "--trials", 1, "--max-steps", 60, "--schedules", "wsd", "--storage", storage_url)
+    assert done.exit_code == 0, done.output
+    (trial,) = trials_of(storage_url)
+    assert trial.user_attrs["tunekit.stable_state"]["step"] == 48
+    assert (tmp_path / "tunekit.db.artifacts").is_dir()
+    assert run("export", "--study", "tiny_regression", "-o", "r.yaml", "--storage", storage_url).exit_code == 0
+
+    def train(*extra: object) -> tuple[str, float]:
+        out = run("train", "r.yaml", TINY, "--max-steps", 240, "--storage", storage_url, *extra).output
+        return out, float(re.search(r"val_loss = ([\d.e+-]+) after", out).group(1))
+
+    continued, value = train()
+    assert "Continuing trial 0's stable phase from step 48" in continued and "after 192 steps" in continued
+    fresh, fresh_value = train("--fresh")
+    assert "Continuing" not in fresh and "after 240 steps" in fresh
+    assert abs(value - fresh_value) <= 0.05 * fresh_value  # measured: 0.0995 against 0.0990
