@@ -40,12 +40,21 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = {"charlm": REPO / "examples" / "charlm.py", "shapes": REPO / "examples" / "shapes.py"}
+# Issue #14: benchmark tasks that are not language models (benchmarks/tasks/).
+EXAMPLES |= {"tabular": REPO / "benchmarks" / "tasks" / "tabular.py", "cnn": REPO / "benchmarks" / "tasks" / "cnn.py"}
 METHODS = {
     "a": "tunekit default",
     "b": "tunekit --prior none",
     "c": "plain Optuna TPE, AdamW+cosine",
     "d": "script's own optimizer, untuned",
 }
+# Issue #14: two more hand-written baselines over (c)'s space, and the measured prior's probe alone.
+METHODS |= {
+    "c'": "TPE, 4 startup trials, AdamW+cos",
+    "r": "random search, AdamW+cosine",
+    "p": "LR probe alone (predict --prior measure)",
+}
+PROBE_WITHIN = 3.0  # the probe's centre must be within 3x of the wide search's best LR (issue #14)
 METRIC = "val_loss"
 
 
@@ -57,6 +66,7 @@ class Run:
     values: list  # final metric per trial in trial order; None for pruned or failed trials
     seconds: float
     prior: dict | None = None
+    lrs: list | None = None  # (c), (c'), (r): each trial's AdamW LR, for the probe check of issue #14
 
 
 # --- the four methods --------------------------------------------------------------------------------
@@ -85,8 +95,11 @@ def run_tunekit(example: str, seed: int, trials: int, max_steps: int, workdir: P
     return Run(example, method, seed, values, seconds, prior_record)
 
 
-def run_plain_optuna(example: str, seed: int, trials: int, max_steps: int) -> Run:
-    """(c): the hand-written study. Same training loop and seed as tunekit's trials (run_fit)."""
+def run_plain_optuna(example: str, seed: int, trials: int, max_steps: int, method: str = "c") -> Run:
+    """(c): the hand-written study. Same training loop and seed as tunekit's trials (run_fit).
+
+    (c') and (r) (issue #14) search the same space with TPE's random start cut to 4 trials and
+    with random search."""
     import optuna
 
     from tunekit.recipes import Recipe
@@ -115,11 +128,54 @@ def run_plain_optuna(example: str, seed: int, trials: int, max_steps: int) -> Ru
             return float("nan")
         return value
 
-    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+    samplers = {
+        "c": lambda: optuna.samplers.TPESampler(seed=seed),
+        "c'": lambda: optuna.samplers.TPESampler(seed=seed, n_startup_trials=4),
+        "r": lambda: optuna.samplers.RandomSampler(seed=seed),
+    }
+    study = optuna.create_study(direction="minimize", sampler=samplers[method]())
     start = time.perf_counter()
     study.optimize(objective, n_trials=trials)
     values = [t.value if t.value is not None and math.isfinite(t.value) else None for t in study.trials]
-    return Run(example, "c", seed, values, time.perf_counter() - start)
+    lrs = [t.params["lr"] for t in study.trials]
+    return Run(example, method, seed, values, time.perf_counter() - start, lrs=lrs)
+
+
+def run_probe_only(example: str, seed: int, trials: int, max_steps: int) -> Run:
+    """(p): the measured prior's LR probe alone, as ``tunekit predict --prior measure`` runs it (issue #14)."""
+    cmd = [sys.executable, "-m", "tunekit", "predict", str(EXAMPLES[example]), "--prior", "measure"]
+    cmd += ["--trials", str(trials), "--max-steps", str(max_steps), "--seed", str(seed), "--format", "json"]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=_one_thread_env())
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    prior = json.loads(done.stdout)["prior"]["record"]
+    return Run(example, "p", seed, [], time.perf_counter() - start, prior)
+
+
+def probe_check(runs: list[Run]) -> list[str]:
+    """Per example: the probe's centre (each seed) against the LR of the best trial of (c), (c') and (r) pooled."""
+    lines = []
+    for example in dict.fromkeys(r.example for r in runs):
+        wide = [
+            (v, lr)
+            for r in runs
+            if r.example == example and r.lrs
+            for v, lr in zip(r.values, r.lrs, strict=True)
+            if v is not None
+        ]
+        probes = [r.prior["lr"] for r in runs if r.example == example and r.method == "p" and r.prior]
+        if not wide or not probes:
+            continue
+        best_lr = min(wide)[1]
+        ratios = [max(p / best_lr, best_lr / p) for p in probes]
+        ok = all(x <= PROBE_WITHIN for x in ratios)
+        lines.append(
+            f"probe on {example}: centre {', '.join(f'{p:.3g}' for p in probes)} vs the wide search's best LR "
+            f"{best_lr:.3g} ({len(wide)} trials of c, c', r): within {max(ratios):.2g}x, "
+            f"{'within' if ok else 'NOT within'} {PROBE_WITHIN:g}x"
+        )
+    return lines
 
 
 def run_untuned(example: str, seed: int, max_steps: int) -> Run:
@@ -162,8 +218,10 @@ def _work(job: tuple) -> Run:
         return run_tunekit(example, seed, trials, max_steps, Path(workdir), None)
     if method == "b":
         return run_tunekit(example, seed, trials, max_steps, Path(workdir), "none")
-    if method == "c":
-        return run_plain_optuna(example, seed, trials, max_steps)
+    if method in ("c", "c'", "r"):
+        return run_plain_optuna(example, seed, trials, max_steps, method)
+    if method == "p":
+        return run_probe_only(example, seed, trials, max_steps)
     return run_untuned(example, seed, max_steps)
 
 
@@ -193,7 +251,7 @@ def summarize(runs: list[Run], trials: int) -> list[dict]:
         by = {(r.method, r.seed): r for r in runs if r.example == example}
         seeds = sorted({r.seed for r in runs if r.example == example})
         for method in METHODS:
-            mine = [by[(method, s)] for s in seeds if (method, s) in by]
+            mine = [by[(method, s)] for s in seeds if (method, s) in by and by[(method, s)].values]
             if not mine:
                 continue
             bests = [min((v for v in r.values if v is not None), default=math.inf) for r in mine]
@@ -258,10 +316,15 @@ def format_table(rows: list[dict], trials: int, max_steps: int) -> str:
     return "\n".join(lines)
 
 
+def format_probe_check(runs: list[Run]) -> str:
+    """The probe's check (issue #14), printed under the table."""
+    return "\n".join(probe_check(runs))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", default="charlm,shapes", help="comma-separated: " + ",".join(EXAMPLES))
-    parser.add_argument("--methods", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
+    parser.add_argument("--methods", default="a,b,c,d", help="comma-separated subset of " + ",".join(METHODS))
     parser.add_argument("--trials", type=int, default=12, help="trials per study (equal for a, b, c)")
     parser.add_argument("--max-steps", type=int, default=200, help="optimizer steps per trial")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (training and sampler)")
@@ -285,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     workdir = args.workdir.resolve()
     # Longest first (tunekit studies, then plain TPE), so the pool ends together.
-    order = {"a": 0, "b": 1, "c": 2, "d": 3}
+    order = {"a": 0, "b": 1, "c": 2, "d": 3, "c'": 2, "r": 2, "p": 3}
     jobs = [
         (e, m, s, args.trials, args.max_steps, str(workdir))
         for m in sorted(methods, key=order.get)
@@ -307,6 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     table = format_table(rows, args.trials, args.max_steps)
     print()
     print(table)
+    print(format_probe_check(runs))
     print(f"\ntotal {(time.perf_counter() - start) / 60:.1f} min with --jobs {args.jobs}")
     out = workdir / "results.json"
     out.write_text(
