@@ -6,6 +6,8 @@ from pathlib import Path
 
 from tunekit.report.data import ReportData
 from tunekit.report.pngs import write_pngs
+from tunekit.report.probe import TITLE as PROBE_TITLE
+from tunekit.report.probe import caption, probe_of
 
 _TITLES = {
     "history": "Optimization history",
@@ -13,6 +15,7 @@ _TITLES = {
     "metric-vs-lr": "Final value against learning rate (x: the searched range; dashed: the prior's LR)",
     "learning-curves": "Learning curves and LR schedules",
     "importances": "Hyperparameter importances (Optuna's default evaluator)",
+    "lr-probe": PROBE_TITLE,
 }
 
 
@@ -27,7 +30,9 @@ def write_markdown(d: ReportData, path: Path, top: int) -> list[Path]:
         f"- script: `{d.script}`",
         f"- metric: {d.metric} ({d.direction}); budget {d.max_steps} optimizer steps per trial, "
         f"{d.evaluations} validations",
-        f"- prior: {prior.get('law')}" + (f", peak LR {prior['lr']:.3g} (AdamW scale)" if prior.get("lr") else ""),
+        f"- prior: {prior.get('law')}"
+        + (f", peak LR {prior['lr']:.3g} (AdamW scale)" if prior.get("lr") else "")
+        + (f", measured by an LR probe: {caption(probe_of(d))}" if probe_of(d) else ""),
         f"- trials: {counts}; compute {d.total_seconds():.1f} s, {d.total_steps()} optimizer steps",
         f"- best: trial {d.best.number}, {d.metric} = {d.best.value:.6g} ({d.best.label})",
         "",
