@@ -41,7 +41,7 @@ def test_nothing_is_allocated_before_every_family_had_its_predicted_point(study)
     add(study, "lion", 0.5, predicted=True)
     assert next_family(study.get_trials(), FAMILIES, minimize=True) is None  # sgd's prediction not run yet
     notices = []
-    enqueue_allocated(study, FAMILIES, True, set(), notices.append)
+    enqueue_allocated(study, FAMILIES, True, set(), notices.append, {})
     assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "COMPLETE"] and not notices
     add(study, "sgd", 2.0, predicted=True, state="RUNNING")
     assert next_family(study.get_trials(), FAMILIES, minimize=True) is None  # still running: not judged yet
@@ -74,7 +74,7 @@ def test_drops_are_recorded_and_announced_once_naming_the_users_families(study):
     for family, value in zip(FAMILIES, (1.0, 1.5, 1.02), strict=True):
         add(study, family, value, predicted=True)
     notices = []
-    enqueue_allocated(study, FAMILIES, True, {"lion"}, notices.append)
+    enqueue_allocated(study, FAMILIES, True, {"lion"}, notices.append, {})
     waiting = [t for t in study.get_trials() if t.state.name == "WAITING"]
     assert len(waiting) == 1 and origin_of(waiting[0]).kind == "allocation"
     assert notices == [
@@ -82,7 +82,7 @@ def test_drops_are_recorded_and_announced_once_naming_the_users_families(study):
         f"{SEED_SPREAD:.0%} seed spread."
     ]
     assert set(study.user_attrs[DROPPED_ATTR]) == {"lion"}
-    enqueue_allocated(study, FAMILIES, True, {"lion"}, notices.append)  # a trial waits: nothing more queued
+    enqueue_allocated(study, FAMILIES, True, {"lion"}, notices.append, {})  # a trial waits: nothing more queued
     assert len(notices) == 1 and sum(t.state.name == "WAITING" for t in study.get_trials()) == 1
 
 
