@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from conftest import TINY
 
 from tunekit.cli import main
-from tunekit.study.allocation import SEED_SPREAD, enqueue_allocated, next_family
+from tunekit.search_spaces.params import FloatRange
+from tunekit.study.allocation import LR_STEPS, SEED_SPREAD, enqueue_allocated, next_family, refined_point
 from tunekit.study.records import DROPPED_ATTR, ORIGIN_ATTR, PREDICTED_ATTR, origin_of
 
 FAMILIES = ["adamw", "lion", "sgd"]
@@ -99,3 +100,32 @@ def test_search_runs_every_prediction_before_allocating(tmp_path):
     study = optuna.load_study(study_name="tiny_regression", storage=url)
     for family in study.user_attrs.get(DROPPED_ATTR, {}):
         assert f"no more trials for {family} (named in --optimizers)" in " ".join(result.output.split())
+
+
+def test_allocated_trials_search_the_lr_around_the_familys_best(study):
+    """The best trial's parameters with its LR x2, /2, x4, ... (untried, in range), then TPE alone."""
+    lr_range = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+    dists = {"optimizer": optuna.distributions.CategoricalDistribution(FAMILIES), "adamw.lr": lr_range}
+    for lr, value in ((1e-2, 1.0), (3e-3, 1.2)):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.COMPLETE,
+                value=value,
+                params={"optimizer": "adamw", "adamw.lr": lr},
+                distributions=dists,
+            )
+        )
+    params = {"adamw.lr": FloatRange(1e-4, 1e-1, log=True)}
+    points = []
+    for _ in range(len(LR_STEPS) + 1):
+        point = refined_point(study.get_trials(), "adamw", True, params)
+        points.append(point.get("adamw.lr"))
+        if "adamw.lr" in point:
+            study.add_trial(
+                optuna.trial.create_trial(
+                    state=optuna.trial.TrialState.COMPLETE, value=1.1, params=point, distributions=dists
+                )
+            )
+    # x2, /2, x4; /4 = 2.5e-3 is within 26% of the tried 3e-3, so skipped; x1.4, /1.4; then TPE
+    expected = [2e-2, 5e-3, 4e-2, 1.4e-2, 7e-3]
+    assert points[:5] == pytest.approx(expected, rel=1e-9) and points[5:] == [None, None]
