@@ -14,6 +14,17 @@ Methods, each with the same number of trials and the same steps per trial (equal
   betas, cosine decay to 0 over the run with no warmup and no clipping (``AdamW`` +
   ``CosineAnnealingLR(T_max=max_steps)`` stepped every step).
 - (d) the script's own ``configure_optimizers``, untuned (one run).
+- (c') and (r) (issue #14): (c)'s space and loop with TPE's random start cut to 4 trials
+  (``TPESampler(seed, n_startup_trials=4)``), and with random search (``RandomSampler(seed)``).
+- (p) (issue #14): the measured prior's LR probe alone (``tunekit predict --prior measure``, sized by
+  ``--trials`` and ``--max-steps`` as the search sizes it). Under the table, its centre is checked
+  against the LR of the best trial of (c), (c') and (r) pooled (a wide search): within 3x.
+
+Tasks: the bundled examples (charlm, shapes) and, for issue #14, two that are not language models,
+``benchmarks/tasks/tabular.py`` (an MLP on generated tabular regression) and
+``benchmarks/tasks/cnn.py`` (a BatchNorm CNN on generated gratings)::
+
+    python benchmarks/search_efficiency.py --examples charlm,shapes,tabular,cnn --methods "a,c,c',r,d,p"
 
 (a) and (b) run the real CLI in a subprocess; (c) and (d) train through the same Lightning loop with
 the same validation points and seed, so every number is the metric at the end of training, measured
