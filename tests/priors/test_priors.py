@@ -315,9 +315,9 @@ def test_predict_works_on_every_example(example: Path):
         assert all(row["in_domain"] and row["lr"] > 0 for row in report["laws"])
     else:
         assert all(not row["in_domain"] for row in report["laws"])
-        # Out of every law's domain the centre is the measured LR probe's (issue #14).
-        probe = report["centres"]["probe"]
-        assert probe and report["prior"]["centre_lr"] == pytest.approx(probe["lr"], rel=1e-3)
+        assert report["prior"]["centre_lr"] == DEFAULT_CENTRE_LR
+        # predict trains nothing here; it says that search would probe the LR (issue #14)
+        assert report["centres"]["probe"] is None and any("--prior measure" in n for n in report["notes"])
 
 
 def test_predict_charlm_counts_and_table():

@@ -1,7 +1,9 @@
 """``tunekit predict``: the scaling-law prediction for a script and budget.
 
-It trains nothing, except the short LR probe of ``--prior measure`` (and of a law outside its
-domain), sized by ``--trials`` and ``--max-steps`` as the search would size it (issue #14).
+It trains nothing, except the short LR probe of ``--prior measure``, sized by ``--trials`` and
+``--max-steps`` as the search would size it (issue #14). With a law outside its domain it says that
+``search`` would probe, without probing (a model too big for this machine is measured on the meta
+device and never built).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from tunekit.study.coordination import DEFAULT_TRIALS
     type=click.IntRange(min=1),
     default=DEFAULT_TRIALS,
     show_default=True,
-    help="Trials of the search to size the LR probe by (--prior measure, or a law outside its domain).",
+    help="Trials of the search to size the LR probe of --prior measure by.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Training seed of the LR probe.")
 @click.option(
@@ -61,7 +63,7 @@ def predict(
     """Show measured N, D, C, each law's LR and batch size, the LR probe, and the ranges and centres a search would use."""
     import json
 
-    from tunekit.priors import plan, probe_request
+    from tunekit.priors import MEASURE, plan, probe_request
     from tunekit.search_spaces.catalog import default_optimizers, default_schedules
     from tunekit.search_spaces.space import parse_names
     from tunekit.training.quiet import silence_lightning
@@ -72,17 +74,25 @@ def predict(
     families = parse_names(optimizers, "optimizers")
     loaded = load_script(spec)
     batch = loaded.default_batch_size
-    probe = probe_request(
-        trials,
-        max_steps,
-        default_schedules(),
-        batch,
-        seed=seed,
-        manual_optimization=loaded.manual_optimization(batch),
-        metric=metric,
-        minimize=direction == "minimize",
-    )
+    # Only --prior measure trains here; with a law outside its domain, predict says what search would do.
+    probe = None
+    if prior == MEASURE:
+        probe = probe_request(
+            trials,
+            max_steps,
+            default_schedules(),
+            batch,
+            seed=seed,
+            manual_optimization=loaded.manual_optimization(batch),
+            metric=metric,
+            minimize=direction == "minimize",
+        )
     result = plan(prior, loaded, max_steps, batch, tokens_per_sample=tokens_per_sample, families=families, probe=probe)
+    if prior != MEASURE and not result.prior.record.get("in_domain", True):
+        result.notes.append(
+            f"tunekit search centres this run on a short LR probe (5% of its steps) instead; see it with "
+            f"tunekit predict --prior {MEASURE} --trials N."
+        )
     report = build_report(result, str(script))
     report["centres"] = centres(result, families or default_optimizers(), max_steps, batch)
     if fmt == "json":

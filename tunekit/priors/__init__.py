@@ -248,8 +248,8 @@ def _out_of_domain(name: str, script: Any, centre: Centre, record: dict, probe: 
     from tunekit.priors._probe import MIN_PROBE_STEPS, probe_steps, run_probe
 
     if probe is None or probe_steps(probe.trials, probe.max_steps) < MIN_PROBE_STEPS:
-        why = "" if probe is None else " (the budget is too small to probe the LR within 5% of it)"
-        notes.append(f"{name} is out of its fitted domain here; the search is centred on the default AdamW 1e-3{why}.")
+        why = "without an LR probe" if probe is None else "the budget is too small to probe the LR within 5% of it"
+        notes.append(f"{name} is out of its fitted domain here; {why}, the centre is the default AdamW 1e-3.")
         return centre, record
     result = run_probe(script, probe)
     notes.append(f"{name} is out of its fitted domain here; the search is centred on a measured LR probe.")
