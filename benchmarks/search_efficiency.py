@@ -14,6 +14,17 @@ Methods (a)-(d), each with the same number of trials and the same steps per tria
   betas, cosine decay to 0 over the run with no warmup and no clipping (``AdamW`` +
   ``CosineAnnealingLR(T_max=max_steps)`` stepped every step).
 - (d) the script's own ``configure_optimizers``, untuned (one run).
+- (c') and (r) (issue #14): (c)'s space and loop with TPE's random start cut to 4 trials
+  (``TPESampler(seed, n_startup_trials=4)``), and with random search (``RandomSampler(seed)``).
+- (p) (issue #14): the measured prior's LR probe alone (``tunekit predict --prior measure``, sized by
+  ``--trials`` and ``--max-steps`` as the search sizes it). Under the table, its centre is checked
+  against the LR of the best trial of (c), (c') and (r) pooled (a wide search): within 3x.
+
+Tasks: the bundled examples (charlm, shapes) and, for issue #14, two that are not language models,
+``benchmarks/tasks/tabular.py`` (an MLP on generated tabular regression) and
+``benchmarks/tasks/cnn.py`` (a BatchNorm CNN on generated gratings)::
+
+    python benchmarks/search_efficiency.py --examples charlm,shapes,tabular,cnn --methods "a,c,c',r,d,p"
 
 Issue #9 adds, at equal compute rather than equal trials (``--methods a,c,e,f``):
 
@@ -54,6 +65,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = {"charlm": REPO / "examples" / "charlm.py", "shapes": REPO / "examples" / "shapes.py"}
+# Issue #14: benchmark tasks that are not language models (benchmarks/tasks/).
+EXAMPLES |= {"tabular": REPO / "benchmarks" / "tasks" / "tabular.py", "cnn": REPO / "benchmarks" / "tasks" / "cnn.py"}
 METHODS = {
     "a": "tunekit default",
     "b": "tunekit --prior none",
@@ -67,6 +80,13 @@ METHODS = {
 # so they run more trials than (a) and (c); the table reads (e) at the compute (a) spent (issue #9).
 EQUAL_COMPUTE_TRIALS = 12
 HYPERBAND_EVALUATIONS = 8  # (f) reports every max_steps/8 steps, so Hyperband's rungs have values to read
+# Issue #14: two more hand-written baselines over (c)'s space, and the measured prior's probe alone.
+METHODS |= {
+    "c'": "TPE, 4 startup trials, AdamW+cos",
+    "r": "random search, AdamW+cosine",
+    "p": "LR probe alone (predict --prior measure)",
+}
+PROBE_WITHIN = 3.0  # the probe's centre must be within 3x of the wide search's best LR (issue #14)
 METRIC = "val_loss"
 
 
@@ -79,6 +99,7 @@ class Run:
     seconds: float
     prior: dict | None = None
     steps: list | None = None  # optimizer steps each trial trained, rung branches included (issue #9)
+    lrs: list | None = None  # (c), (c'), (r): each trial's AdamW LR, for the probe check of issue #14
 
 
 # --- the four methods --------------------------------------------------------------------------------
@@ -199,8 +220,11 @@ def _plain_recipe(trial: Any, loaded: Any, seed: int, max_steps: int) -> Any:
     )
 
 
-def run_plain_optuna(example: str, seed: int, trials: int, max_steps: int) -> Run:
-    """(c): the hand-written study. Same training loop and seed as tunekit's trials (run_fit)."""
+def run_plain_optuna(example: str, seed: int, trials: int, max_steps: int, method: str = "c") -> Run:
+    """(c): the hand-written study. Same training loop and seed as tunekit's trials (run_fit).
+
+    (c') and (r) (issue #14) search the same space with TPE's random start cut to 4 trials and
+    with random search."""
     import optuna
 
     from tunekit.training.fit import run_fit
@@ -219,11 +243,54 @@ def run_plain_optuna(example: str, seed: int, trials: int, max_steps: int) -> Ru
             return float("nan")
         return value
 
-    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+    samplers = {
+        "c": lambda: optuna.samplers.TPESampler(seed=seed),
+        "c'": lambda: optuna.samplers.TPESampler(seed=seed, n_startup_trials=4),
+        "r": lambda: optuna.samplers.RandomSampler(seed=seed),
+    }
+    study = optuna.create_study(direction="minimize", sampler=samplers[method]())
     start = time.perf_counter()
     study.optimize(objective, n_trials=trials)
     values = [t.value if t.value is not None and math.isfinite(t.value) else None for t in study.trials]
-    return Run(example, "c", seed, values, time.perf_counter() - start, None, [max_steps] * len(values))
+    lrs = [t.params["lr"] for t in study.trials]
+    return Run(example, method, seed, values, time.perf_counter() - start, None, [max_steps] * len(values), lrs)
+
+
+def run_probe_only(example: str, seed: int, trials: int, max_steps: int) -> Run:
+    """(p): the measured prior's LR probe alone, as ``tunekit predict --prior measure`` runs it (issue #14)."""
+    cmd = [sys.executable, "-m", "tunekit", "predict", str(EXAMPLES[example]), "--prior", "measure"]
+    cmd += ["--trials", str(trials), "--max-steps", str(max_steps), "--seed", str(seed), "--format", "json"]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=_one_thread_env())
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    prior = json.loads(done.stdout)["prior"]["record"]
+    return Run(example, "p", seed, [], time.perf_counter() - start, prior)
+
+
+def probe_check(runs: list[Run]) -> list[str]:
+    """Per example: the probe's centre (each seed) against the LR of the best trial of (c), (c') and (r) pooled."""
+    lines = []
+    for example in dict.fromkeys(r.example for r in runs):
+        wide = [
+            (v, lr)
+            for r in runs
+            if r.example == example and r.lrs
+            for v, lr in zip(r.values, r.lrs, strict=True)
+            if v is not None
+        ]
+        probes = [r.prior["lr"] for r in runs if r.example == example and r.method == "p" and r.prior]
+        if not wide or not probes:
+            continue
+        best_lr = min(wide)[1]
+        ratios = [max(p / best_lr, best_lr / p) for p in probes]
+        ok = all(x <= PROBE_WITHIN for x in ratios)
+        lines.append(
+            f"probe on {example}: centre {', '.join(f'{p:.3g}' for p in probes)} vs the wide search's best LR "
+            f"{best_lr:.3g} ({len(wide)} trials of c, c', r): within {max(ratios):.2g}x, "
+            f"{'within' if ok else 'NOT within'} {PROBE_WITHIN:g}x"
+        )
+    return lines
 
 
 def run_untuned(example: str, seed: int, max_steps: int) -> Run:
@@ -262,19 +329,19 @@ def _work(job: tuple) -> Run:
 
     torch.set_num_threads(1)
     example, method, seed, trials, max_steps, workdir = job
-    if method == "a":
-        return run_tunekit(example, seed, trials, max_steps, Path(workdir), None)
-    if method == "b":
-        return run_tunekit(example, seed, trials, max_steps, Path(workdir), "none")
-    if method == "c":
-        return run_plain_optuna(example, seed, trials, max_steps)
-    if method == "e":
-        return run_tunekit_sh(example, seed, trials, max_steps, Path(workdir))
-    if method == "f":
-        return run_hyperband(example, seed, trials, max_steps)
-    if method == "g":
-        return run_tunekit_sh(example, seed, trials, max_steps, Path(workdir), "g")
-    return run_untuned(example, seed, max_steps)
+    runners = {
+        "a": lambda: run_tunekit(example, seed, trials, max_steps, Path(workdir), None),
+        "b": lambda: run_tunekit(example, seed, trials, max_steps, Path(workdir), "none"),
+        "c": lambda: run_plain_optuna(example, seed, trials, max_steps, "c"),
+        "c'": lambda: run_plain_optuna(example, seed, trials, max_steps, "c'"),
+        "r": lambda: run_plain_optuna(example, seed, trials, max_steps, "r"),
+        "p": lambda: run_probe_only(example, seed, trials, max_steps),
+        "e": lambda: run_tunekit_sh(example, seed, trials, max_steps, Path(workdir)),
+        "f": lambda: run_hyperband(example, seed, trials, max_steps),
+        "g": lambda: run_tunekit_sh(example, seed, trials, max_steps, Path(workdir), "g"),
+        "d": lambda: run_untuned(example, seed, max_steps),
+    }
+    return runners[method]()
 
 
 # --- the table -----------------------------------------------------------------------------------------
@@ -337,7 +404,7 @@ def summarize(runs: list[Run], trials: int) -> list[dict]:
         by = {(r.method, r.seed): r for r in runs if r.example == example}
         seeds = sorted({r.seed for r in runs if r.example == example})
         for method in METHODS:
-            mine = [by[(method, s)] for s in seeds if (method, s) in by]
+            mine = [by[(method, s)] for s in seeds if (method, s) in by and by[(method, s)].values]
             if not mine:
                 continue
             bests = [min((v for v in r.values if v is not None), default=math.inf) for r in mine]
@@ -432,6 +499,11 @@ def compute_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def format_probe_check(runs: list[Run]) -> str:
+    """The probe's check (issue #14), printed under the table."""
+    return "\n".join(probe_check(runs))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", default="charlm,shapes", help="comma-separated: " + ",".join(EXAMPLES))
@@ -466,7 +538,7 @@ def main(argv: list[str] | None = None) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     workdir = args.workdir.resolve()
     # Longest first (tunekit studies, then plain TPE), so the pool ends together.
-    order = {"a": 0, "b": 1, "c": 2, "d": 3, "e": 0, "f": 1, "g": 0}
+    order = {"a": 0, "b": 1, "c": 2, "d": 3, "e": 0, "f": 1, "g": 0, "c'": 2, "r": 2, "p": 3}
     jobs = [
         (e, m, s, args.trials, args.max_steps, str(workdir))
         for m in sorted(methods, key=order.get)
@@ -495,6 +567,7 @@ def main(argv: list[str] | None = None) -> None:
     table = format_table(rows, args.trials, args.max_steps)
     print()
     print(table)
+    print(format_probe_check(runs))
     print(f"\ntotal {(time.perf_counter() - start) / 60:.1f} min with --jobs {args.jobs}")
     out = workdir / "results.json"
     out.write_text(

@@ -318,6 +318,8 @@ def test_predict_works_on_every_example(example: Path):
     else:
         assert all(not row["in_domain"] for row in report["laws"])
         assert report["prior"]["centre_lr"] == DEFAULT_CENTRE_LR
+        # predict trains nothing here; it says that search would probe the LR (issue #14)
+        assert report["centres"]["probe"] is None and any("--prior measure" in n for n in report["notes"])
 
 
 def test_predict_charlm_counts_and_table():

@@ -194,7 +194,7 @@ def resume(
 
 def _run(prepared: Any, n_trials: int | None) -> None:
     """Run ``n_trials`` more trials (None: up to the stored target); report how it ended."""
-    from tunekit.cli.views import SearchView, WorkersView, summary_table
+    from tunekit.cli.views import SearchView, WorkersView, drop_notices, summary_table
     from tunekit.interrupts import exit_code_for_interrupt
     from tunekit.service.workers import threads_per_worker
     from tunekit.study.settings import best_trial
@@ -236,6 +236,8 @@ def _run(prepared: Any, n_trials: int | None) -> None:
         )
         raise SystemExit(exit_code_for_interrupt())
     out.print(summary_table(study, settings.metric, limit=5))
+    for text in drop_notices(study):  # issue #14: a family is never dropped without saying so
+        out.print(f"[yellow]{text}[/]", highlight=False)
     if outcome.interrupted:
         out.print(
             f"[yellow]Interrupted.[/] Resume with: tunekit resume --study {study.study_name}{flag}", highlight=False

@@ -163,6 +163,9 @@ class SearchView:
     def interrupt_requested(self) -> None:
         self.console.print(STOPPING)
 
+    def notice(self, text: str) -> None:
+        self.console.print(f"[yellow]{text}[/]", highlight=False)
+
 
 class WorkersView:
     """The ``--jobs`` parent's view: ``poll()`` reads the study and redraws the workers' trials."""
@@ -177,6 +180,7 @@ class WorkersView:
         self.tasks: dict[int, Any] = {}
         trials = study.get_trials(deepcopy=False)
         self.printed = {t.number for t in trials if t.state.is_finished()}
+        self.noticed = set(drop_notices(study))
         self.status = status_table(study, trials, metric, target)
         self.live = Live(self, console=console, refresh_per_second=4, transient=True)
 
@@ -197,6 +201,7 @@ class WorkersView:
                 self.printed.add(t.number)
                 if not is_surplus(t):
                     print_finished(self.console, t, self.metric)
+                    self._print_drops()
         running = {t.number: t for t in trials if t.state.name == "RUNNING"}
         for number in [n for n in self.tasks if n not in running]:
             self.progress.remove_task(self.tasks.pop(number))
@@ -215,11 +220,30 @@ class WorkersView:
         self.status = status_table(self.study, trials, self.metric, self.target)
         self.live.refresh()
 
+    def _print_drops(self) -> None:
+        """Families the workers' allocation dropped since the last look (issue #14)."""
+        for text in drop_notices(self.study):
+            if text not in self.noticed:
+                self.noticed.add(text)
+                self.console.print(f"[yellow]{text}[/]", highlight=False)
+
     def interrupt_requested(self) -> None:
         self.console.print(
             f"[yellow]Stopping the {self.jobs} workers after their current batch; "
             "press Ctrl-C again to quit at once.[/]"
         )
+
+
+def drop_notices(study: Any) -> list[str]:
+    """A sentence per family the allocation stopped giving trials to (issue #14)."""
+    from tunekit.study.allocation import drop_notice, dropped_families, named_families
+    from tunekit.study.settings import StudySettings
+
+    dropped = dropped_families(study)
+    if not dropped:
+        return []
+    named = named_families(StudySettings.from_study(study).space.optimizers)
+    return [drop_notice(family, why, family in named) for family, why in dropped.items()]
 
 
 def summary_table(study: Any, metric: str, limit: int | None = None) -> Table:

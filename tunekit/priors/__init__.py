@@ -6,13 +6,15 @@ ratio, see ``tunekit optimizers``) and how wide the ranges are. Priors:
 - ``deepseek`` (default): DeepSeek LLM, eta*(C) with C = M D (Bi et al. 2024).
 - ``steplaw``: Step Law, eta*(N, D) (Li et al. 2025).
 - ``none``: plain wide ranges around AdamW 1e-3, i.e. AdamW [1e-5, 1e-1].
+- ``measure``: a short LR probe before the study (``_probe.py``, issue #14), within 5% of the
+  search's steps.
 - a ``law.yaml`` written by ``tunekit law fit``: our own law, fitted on tuned proxy studies.
 
 The published laws take N (non-embedding parameters), D (training tokens) and C (compute),
 measured from the script as the laws define them (``_measure.py``); their LR is moved from the
 law's optimal batch to the run's batch by the square-root rule. Outside a law's domain (a task
-that is not a token sequence), the search is centred on the documented default (AdamW 1e-3)
-instead. Widths are in ``_registry.py``.
+that is not a token sequence), the search is centred by the same probe when the budget allows it
+(else on the documented default, AdamW 1e-3). Widths are in ``_registry.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tunekit.errors import BadInput
+from tunekit.priors._probe import ProbeRequest, probe_request
 from tunekit.priors._registry import (
     DEFAULT_CENTRE_LR,
     DEFAULT_SPAN_SCALE,
@@ -45,6 +48,8 @@ __all__ = [
     "DEFAULT_PRIOR",
     "DEFAULT_SPAN_SCALE",
     "LAW_SPAN_SCALE",
+    "MEASURE",
+    "MEASURED_SPAN_SCALE",
     "NONE_SPAN_SCALE",
     "NO_PRIOR",
     "PRIOR_NAMES",
@@ -54,11 +59,14 @@ __all__ = [
     "Plan",
     "Prediction",
     "Prior",
+    "ProbeRequest",
+    "batch_of_law",
     "family_ranges",
     "get_law",
     "list_laws",
     "make_prior",
     "plan",
+    "probe_request",
 ]
 
 
@@ -78,7 +86,11 @@ NO_PRIOR = Prior("none", DEFAULT_CENTRE_LR, span_scale=NONE_SPAN_SCALE, record={
 
 DEFAULT_PRIOR = "deepseek"
 # The registered laws (the default first) and "none": what --prior accepts besides a law file.
-PRIOR_NAMES = (DEFAULT_PRIOR, *LAWS.names(lambda law: law.name != DEFAULT_PRIOR), "none")
+MEASURE = "measure"
+PRIOR_NAMES = (DEFAULT_PRIOR, *LAWS.names(lambda law: law.name != DEFAULT_PRIOR), MEASURE, "none")
+# The measured centre is within 3x of a wide search's best on every benchmark task (issue #14), so
+# it is searched as a law in its domain is: 10x either side.
+MEASURED_SPAN_SCALE = LAW_SPAN_SCALE
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,7 @@ def plan(
     tokens_per_sample: float | None = None,
     families: list[str] | None = None,
     measure_for_none: bool = True,
+    probe: Any = None,
 ) -> Plan:
     """Measure the run and work out the prior called ``name`` (see the module docstring).
 
@@ -127,9 +140,12 @@ def plan(
         tokens_per_sample: overrides the measurement from the first batch.
         families: the families to show ranges for (default: all registered).
         measure_for_none: with ``none``, still measure N and D for the record (failures ignored).
+        probe: a ``ProbeRequest`` (``_probe.py``): lets ``measure``, and a law outside its domain,
+            centre the search on a short LR probe. Without it, ``measure`` is refused.
 
     Raises:
-        BadInput: unknown prior, a bad law file, or a script that cannot be measured.
+        BadInput: unknown prior, a bad law file, a script that cannot be measured, or ``measure``
+            without a probe request or with a budget too small to probe.
     """
     from tunekit.priors._measure import measure
 
@@ -154,6 +170,8 @@ def plan(
         return Plan(prior, m, predictions, None, centre, family_ranges(prior.centre_lr, prior.span_scale, families), [])
     if script is None:
         raise BadInput(f"prior '{name}' needs the model script to measure; pass it, or use --prior none.")
+    if name == MEASURE:
+        return _measured_plan(script, max_steps, batch_size, tokens_per_sample, families, probe)
     m = measure(script, max_steps, batch_size, tokens_per_sample)
     predictions = [law.predict(m) for law in list_laws()]
     notes: list[str] = []
@@ -168,9 +186,9 @@ def plan(
         if chosen.in_domain:
             record["law_lr"] = chosen.lr
             record["law_batch_tokens"] = chosen.batch_tokens
-        prior = Prior(name, centre.lr, centre.span_scale, _rounded(record))
         if not chosen.in_domain:
-            notes.append(f"{name} is out of its fitted domain here; the search is centred on the default AdamW 1e-3.")
+            centre, record = _out_of_domain(name, script, centre, record, probe, notes)
+        prior = Prior(name, centre.lr, centre.span_scale, _rounded(record))
     return Plan(
         prior, m, predictions, fitted, centre, family_ranges(prior.centre_lr, prior.span_scale, families), notes
     )
@@ -182,15 +200,61 @@ def make_prior(
     max_steps: int | None = None,
     batch_size: int | None = None,
     tokens_per_sample: float | None = None,
+    probe: Any = None,
 ) -> Prior:
-    """The prior called ``name`` for this script and budget (``steplaw``, ``deepseek``, ``none`` or a law file).
+    """The prior called ``name`` for this script and budget (``steplaw``, ``deepseek``, ``measure``,
+    ``none`` or a law file); ``probe`` as in ``plan``.
 
     Raises:
-        BadInput: unknown prior name, a bad law file, or a script that cannot be measured.
+        BadInput: unknown prior name, a bad law file, a script that cannot be measured, or
+            ``measure`` with a budget too small to probe.
     """
     if name == "none" and script is None:
         return NO_PRIOR
-    return plan(name, script, max_steps or 1, batch_size, tokens_per_sample=tokens_per_sample).prior
+    return plan(name, script, max_steps or 1, batch_size, tokens_per_sample=tokens_per_sample, probe=probe).prior
+
+
+def batch_of_law(record: dict) -> float | None:
+    """A prior record's optimal batch in samples (a sequence law in its domain), else None."""
+    tokens, per_sample = record.get("law_batch_tokens"), record.get("tokens_per_sample")
+    return tokens / per_sample if tokens and per_sample else None
+
+
+def _measured_plan(
+    script: Any, max_steps: int, batch_size: int | None, tokens_per_sample: float | None, families: Any, probe: Any
+) -> Plan:
+    """``--prior measure``: the probe's centre for any run; N, D, C and the laws shown beside it."""
+    from tunekit.priors._measure import measure
+    from tunekit.priors._probe import check_probe_budget, run_probe
+
+    if probe is None:
+        raise BadInput("--prior measure trains a short LR probe; it needs a search's --trials and --max-steps.")
+    check_probe_budget(probe.trials, probe.max_steps)  # before anything trains
+    try:
+        m = measure(script, max_steps, batch_size, tokens_per_sample)
+    except BadInput:
+        m = None
+    result = run_probe(script, probe)
+    centre = Centre(result.lr, MEASURED_SPAN_SCALE, result.derivation())
+    record = {"law": MEASURE, **(_measured(m) if m else {}), "lr": result.lr, "probe": result.record()}
+    prior = Prior(MEASURE, result.lr, MEASURED_SPAN_SCALE, _rounded(record))
+    predictions = [law.predict(m) for law in list_laws()] if m else []
+    ranges = family_ranges(prior.centre_lr, prior.span_scale, families)
+    return Plan(prior, m, predictions, None, centre, ranges, [])
+
+
+def _out_of_domain(name: str, script: Any, centre: Centre, record: dict, probe: Any, notes: list[str]) -> tuple:
+    """A law outside its domain: the probe's centre when the budget allows one, else the default."""
+    from tunekit.priors._probe import MIN_PROBE_STEPS, probe_steps, run_probe
+
+    if probe is None or probe_steps(probe.trials, probe.max_steps) < MIN_PROBE_STEPS:
+        why = "without an LR probe" if probe is None else "the budget is too small to probe the LR within 5% of it"
+        notes.append(f"{name} is out of its fitted domain here; {why}, the centre is the default AdamW 1e-3.")
+        return centre, record
+    result = run_probe(script, probe)
+    notes.append(f"{name} is out of its fitted domain here; the search is centred on a measured LR probe.")
+    measured = Centre(result.lr, MEASURED_SPAN_SCALE, result.derivation())
+    return measured, {**record, "lr": result.lr, "probe": result.record()}
 
 
 def _measured(m: Any) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tunekit.report import figures
 from tunekit.report.data import ReportData
+from tunekit.report.probe import TITLE, probe_figure
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1200px; padding: 1em 2em; color: #222; }
@@ -43,6 +44,9 @@ def write_html(d: ReportData, path: Path, top: int) -> list[Path]:
         _section("Hyperparameter importances", _importances(d)),
         _section("Pruned and failed trials", _stopped(d)),
     ]
+    probe = probe_figure(d)
+    if probe is not None:  # issue #14: the measured prior's curve, after the history
+        body.insert(2, _section(TITLE, _figure("lr-probe", probe)))
     if d.pareto is not None:
         body.insert(2, _section(f"Trade-off: {d.metric} against {d.also}", _figure("pareto-front", d.pareto)))
     if d.robust:

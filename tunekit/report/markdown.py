@@ -6,6 +6,8 @@ from pathlib import Path
 
 from tunekit.report.data import ReportData
 from tunekit.report.pngs import write_pngs
+from tunekit.report.probe import TITLE as PROBE_TITLE
+from tunekit.report.probe import caption, probe_of
 
 _TITLES = {
     "history": "Optimization history",
@@ -14,6 +16,7 @@ _TITLES = {
     "learning-curves": "Learning curves and LR schedules",
     "importances": "Hyperparameter importances (Optuna's default evaluator)",
     "pareto-front": "Pareto front (search --also)",
+    "lr-probe": PROBE_TITLE,
 }
 
 
@@ -28,7 +31,9 @@ def write_markdown(d: ReportData, path: Path, top: int) -> list[Path]:
         f"- script: `{d.script}`",
         f"- metric: {d.metric} ({d.direction}); budget {d.max_steps} optimizer steps per trial, "
         f"{d.evaluations} validations",
-        f"- prior: {prior.get('law')}" + (f", peak LR {prior['lr']:.3g} (AdamW scale)" if prior.get("lr") else ""),
+        f"- prior: {prior.get('law')}"
+        + (f", peak LR {prior['lr']:.3g} (AdamW scale)" if prior.get("lr") else "")
+        + (f", measured by an LR probe: {caption(probe_of(d))}" if probe_of(d) else ""),
         f"- trials: {counts}; compute {d.total_seconds():.1f} s, {d.total_steps()} optimizer steps",
         f"- best: trial {d.best.number}, {d.metric} = {d.best.value:.6g} ({d.best.label})",
         "",

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from tunekit.report.data import ReportData, multiplier_curve, quiet_small_regimes
 from tunekit.report.palette import PRUNED_OPACITY, family_colours, trial_colour
+from tunekit.report.probe import probe_png
 
 
 def write_pngs(d: ReportData, stem: Path, top: int) -> dict[str, Path]:
@@ -23,6 +24,7 @@ def write_pngs(d: ReportData, stem: Path, top: int) -> dict[str, Path]:
         "learning-curves": lambda d: _learning_curves(d, top),
         "importances": _importances,
         "pareto-front": _pareto,
+        "lr-probe": probe_png,  # issue #14: drawn only when the prior was measured
     }
     out = {}
     for name, draw in drawings.items():

@@ -62,6 +62,7 @@ def _register_torch_families(register: Callable[[OptimizerFamily], OptimizerFami
             space={"momentum": FloatRange(0.8, 0.99), "weight_decay": FloatRange(1e-5, 1e-2, log=True)},
             fixed={"nesterov": True},
             batch_rule="linear",
+            decay_timescale=False,  # L2 decay on the gradient, not decoupled
         )
     )
 
@@ -168,6 +169,7 @@ def _register_schedule_free_families(register: Callable[[OptimizerFamily], Optim
             space={"momentum": FloatRange(0.8, 0.98), "weight_decay": FloatRange(1e-5, 1e-2, log=True)},
             schedule_free=True,
             batch_rule="linear",
+            decay_timescale=False,  # L2 decay on the gradient, not decoupled
         )
     )
 

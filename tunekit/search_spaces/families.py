@@ -97,6 +97,9 @@ class OptimizerFamily:
             ``ln 0.5 / ln beta3`` that fraction of ``max_steps`` (issue #10). The fraction's default
             is None, which keeps the beta as written (recipes from before issue #10). A beta set this
             way is never below beta1 (the slow momentum EMA is never faster than the fast one).
+        decay_timescale: the weight decay is decoupled (``p *= 1 - lr * wd``), so its predicted
+            point follows the timescale rule tau = 1 / (lr * wd) (``centring.py``, issue #14);
+            False for L2 decay added to the gradient (SGD), which keeps its default.
     """
 
     name: str
@@ -114,6 +117,7 @@ class OptimizerFamily:
     budget_fractions: Mapping[str, float] = field(default_factory=dict)
     budget_half_lives: Mapping[str, str] = field(default_factory=dict)
     batch_rule: str = "sqrt"
+    decay_timescale: bool = True
 
     def __post_init__(self) -> None:
         accepted = set(self.defaults) | set(BETA_KEYS if "betas" in self.defaults else ())

@@ -24,7 +24,8 @@ from typing import Any
 from tunekit.errors import BadInput
 from tunekit.recipes import OptimizerSection, Recipe, ScheduleSection, TrainingSection
 from tunekit.search_spaces.catalog import get_family, get_schedule, names_of
-from tunekit.search_spaces.params import Choice, Param, param_from_yaml
+from tunekit.search_spaces.centring import Centred, weight_decay_centre
+from tunekit.search_spaces.params import Choice, FloatRange, Param, param_from_yaml
 from tunekit.search_spaces.schedules import WARMUP_SPACE
 from tunekit.yaml_files import read_yaml
 
@@ -50,6 +51,10 @@ class SpaceConfig:
     # steps, so every batch size sees the same samples (issue #10). None (studies from before): equal steps.
     default_batch_size: int | None = None
     budget_samples: int | None = None  # max_steps * default_batch_size, recorded for the reader
+    # Issue #14: the predicted point's batch (None: the default) and its weight decay from the AdamW
+    # timescale rule, tau as this multiple of max_steps (None, studies from before: family defaults).
+    centre_batch_size: int | None = None
+    decay_tau_fraction: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -190,6 +195,9 @@ class SearchSpace:
         for hp in family.space:
             value = resolved[hp] if hp in resolved else resolved["betas"][int(hp[-1]) - 1]
             point[f"{family.name}.{hp}"] = value
+        decay = self.weight_decay_centre(family.name)
+        if decay is not None:
+            point[f"{family.name}.weight_decay"] = decay.value
         if not family.schedule_free:
             preferred = [s for s in self.schedules if s.name == "wsd"] or self.schedules
             schedule = preferred[0]
@@ -200,9 +208,18 @@ class SearchSpace:
             schedule = get_schedule("none")
         point["warmup_fraction"] = schedule.defaults["warmup_fraction"]
         if "batch_size" in self.params and default_batch_size is not None:
-            point["batch_size"] = default_batch_size
+            point["batch_size"] = self.config.centre_batch_size or default_batch_size
         point["gradient_clip_val"] = 1.0
         return {k: v for k, v in point.items() if k in self.params and self.params[k].contains(v)}
+
+    def weight_decay_centre(self, family_name: str) -> Centred | None:
+        """The family's predicted weight decay by the timescale rule (None: it keeps its default)."""
+        family, c = get_family(family_name), self.config
+        param = self.params.get(f"{family.name}.weight_decay")
+        if not (c.decay_tau_fraction and family.decay_timescale and isinstance(param, FloatRange)):
+            return None
+        lr = family.lr_params["lr"].centre(c.centre_lr)
+        return weight_decay_centre(lr, c.max_steps, param, c.decay_tau_fraction)
 
     def first_recipe(self, default_batch_size: int | None) -> Recipe:
         """The recipe of the study's first trial (the predicted point): what the pre-study check runs.

@@ -30,6 +30,9 @@ class SearchEvents(Protocol):
 
     def interrupt_requested(self) -> None: ...
 
+    def notice(self, text: str) -> None:
+        """A decision of the search the user should see (a family dropped by the allocation, issue #14)."""
+
 
 class QuietView:
     """The view of a ``--jobs`` worker: it shows nothing (the parent's view does)."""
@@ -56,4 +59,7 @@ class QuietView:
         pass
 
     def interrupt_requested(self) -> None:
+        pass
+
+    def notice(self, text: str) -> None:
         pass

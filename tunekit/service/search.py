@@ -15,6 +15,7 @@ from typing import Any
 
 from tunekit.errors import BadInput
 from tunekit.search_spaces.catalog import default_optimizers, default_schedules
+from tunekit.search_spaces.centring import TAU_FRACTION, batch_centre
 from tunekit.search_spaces.space import SearchSpace, SpaceConfig, load_space_file, parse_names
 from tunekit.study.coordination import DEFAULT_TRIALS, remaining_trials
 from tunekit.study.objectives import check_also
@@ -150,7 +151,7 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         BadInput: any option, file, script or stored setting that cannot be used; nothing has
             been written then.
     """
-    from tunekit.priors import make_prior
+    from tunekit.priors import batch_of_law, make_prior, probe_request
     from tunekit.training.fit import check_script
 
     check_jobs(request.jobs, request.url, request.options, request.ray)
@@ -178,7 +179,19 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         max_steps = request.max_epochs * loaded.steps_per_epoch(batch)
         given.add("max_steps")
     fidelity = check_fidelity(request, max_steps)
-    chosen_prior = make_prior(request.prior, loaded, max_steps, batch)
+    # Issue #14: a short LR probe centres --prior measure and laws outside their domain.
+    probe = probe_request(
+        request.trials or DEFAULT_TRIALS,
+        max_steps,
+        schedule_names,
+        batch,
+        seed=request.seed,
+        manual_optimization=manual,
+        metric=request.metric,
+        minimize=request.direction == "minimize",
+        options=request.options,
+    )
+    chosen_prior = make_prior(request.prior, loaded, max_steps, batch, probe=probe)
     config = SpaceConfig(
         optimizers=optimizer_names,
         schedules=schedule_names,
@@ -192,6 +205,8 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         seed=request.seed,
         evaluations=request.evaluations,
         manual_optimization=manual,
+        centre_batch_size=batch_centre(batch, batch_choices(batch), batch_of_law(chosen_prior.record)).value,
+        decay_tau_fraction=TAU_FRACTION,
     )
     space = SearchSpace(config)  # validates the space before anything is written
     settings = StudySettings(

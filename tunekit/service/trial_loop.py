@@ -31,6 +31,7 @@ from tunekit.errors import BadInput, RunFailure
 from tunekit.interrupts import ForcedStop, InterruptFlag
 from tunekit.search_spaces.space import SearchSpace
 from tunekit.service.events import SearchEvents
+from tunekit.study.allocation import enqueue_allocated, named_families
 from tunekit.study.coordination import (
     enqueue_next_prediction,
     later_than_target,
@@ -314,11 +315,14 @@ def run_search(
     def predict(family: str) -> dict:
         return space.predicted_point(script.default_batch_size, family)
 
+    families = [f.name for f in space.families]
+    named = named_families(settings.space.optimizers)  # their drops are announced as theirs (issue #14)
     interrupted = forced = False
     with flag, view, group or nullcontext():
         try:
             while wait_for_place(storage, study, target, stopping, view.waiting):
-                enqueue_next_prediction(study, [f.name for f in space.families], predict)
+                enqueue_next_prediction(study, families, predict)
+                enqueue_allocated(study, families, settings.minimize, named, view.notice, space.params)
                 study.optimize(
                     objective,
                     n_trials=1,

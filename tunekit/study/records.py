@@ -33,6 +33,7 @@ PROGRESS_ATTR = "tunekit.progress"  # {"step": s, "total": T}, updated every few
 STEPS_ATTR = "tunekit.steps_trained"
 RUNG_ATTR = "tunekit.rung"
 STABLE_ATTR = "tunekit.stable_state"  # WSD-S: {"artifact_id", "step"} of a WSD trial's pre-cooldown checkpoint
+DROPPED_ATTR = "tunekit.dropped_families"  # on the study: {family: why} (the allocation of issue #14)
 
 # Reasons for failures that are not the trial's fault: such trials are retried and not counted.
 INTERRUPTED = "interrupted"
@@ -49,7 +50,9 @@ STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 class Origin:
     """Why a trial was queued: the prior's prediction, or a retry of trial ``of`` (``why``)."""
 
-    kind: str  # "prediction", "retry", or "rerun" (a top trial retrained with a new seed, show --robust)
+    # "prediction", "retry", "rerun" (a top trial retrained with a new seed, show --robust), or
+    # "allocation" (a family given the trial by the evidence so far, issue #14; ``why`` says which)
+    kind: str
     of: int | None = None
     why: str | None = None  # for a retry: "interrupted" or "worker died"
 
@@ -59,6 +62,8 @@ class Origin:
             return "prior prediction"
         if self.kind == "rerun":
             return f"re-run of trial {self.of} ({self.why})"
+        if self.kind == "allocation":
+            return f"allocated: {self.why}"
         if self.why == "interrupted":
             return f"retry of interrupted trial {self.of}"
         return f"retry of trial {self.of} ({self.why})"
