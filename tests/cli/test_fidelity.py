@@ -133,3 +133,16 @@ def test_a_finished_wsd_trial_keeps_its_stable_phase_and_train_continues_it(stor
     fresh, fresh_value = train("--fresh")
     assert "Continuing" not in fresh and "after 240 steps" in fresh
     assert abs(value - fresh_value) <= 0.05 * fresh_value  # measured: 0.0995 against 0.0990
+
+
+def test_only_the_best_wsd_trials_keep_their_checkpoints(storage_url, tmp_path):
+    """A checkpoint is the size of the model: of 6 WSD trials, the best 3 keep theirs (KEEP_BEST)."""
+    from tunekit.study.stable_states import KEEP_BEST
+
+    done = run("search", TINY, "--trials", 6, "--max-steps", 30, "--schedules", "wsd", "--storage", storage_url)
+    assert done.exit_code == 0, done.output
+    complete = [t for t in trials_of(storage_url) if t.state.name == "COMPLETE"]
+    assert len(complete) > KEEP_BEST
+    best = sorted(complete, key=lambda t: t.value)[:KEEP_BEST]
+    files = {p.name for p in (tmp_path / "tunekit.db.artifacts").iterdir()}
+    assert files == {t.user_attrs["tunekit.stable_state"]["artifact_id"] for t in best}

@@ -252,7 +252,7 @@ def run_search(
             main_steps[0] = result.steps
             trial.set_user_attr(RUNG_ATTR, max_steps)
             if keep is not None and keep.exists() and math.isfinite(result.value):
-                keep_stable_state(storage.url, trial, keep, decay_start(recipe))
+                keep_stable_state(storage.url, study, trial, keep, decay_start(recipe), result.value)
         except optuna.TrialPruned as exc:
             trial.set_user_attr(REASON_ATTR, str(exc))
             raise

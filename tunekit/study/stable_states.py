@@ -8,6 +8,7 @@ folder every worker is known to share.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +22,38 @@ def artifact_folder(url: str) -> Path | None:
     return None if path is None else path.with_name(path.name + ".artifacts")
 
 
-def keep_stable_state(url: str, trial: Any, checkpoint: Path, step: int) -> None:
-    """Upload ``checkpoint`` (of ``step``) to the study's artifact store and record it on ``trial``."""
+# A checkpoint is the size of the model and its optimizer state: keep those of the best few WSD
+# trials only, so a long study of a large model does not fill the disk (the best is what
+# `tunekit export` + `tunekit train --max-steps` continue).
+KEEP_BEST = 3
+
+
+def keep_stable_state(url: str, study: Any, trial: Any, checkpoint: Path, step: int, value: float) -> None:
+    """Upload ``checkpoint`` (of ``step``) for ``trial``, about to complete with ``value``, if it is
+    among the ``KEEP_BEST`` best kept so far; remove the checkpoint it pushes out of them."""
     import optuna
 
     folder = artifact_folder(url)
     if folder is None:
         return
+    sign = 1.0 if study.directions[0] == optuna.study.StudyDirection.MINIMIZE else -1.0  # the metric
+    kept = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    kept = sorted((sign * t.values[0], t.number, t.user_attrs[STABLE_ATTR]["artifact_id"]) for t in kept if _kept(t))
+    if len(kept) >= KEEP_BEST and sign * value >= kept[KEEP_BEST - 1][0]:
+        return
     folder.mkdir(exist_ok=True)
     store = optuna.artifacts.FileSystemArtifactStore(str(folder))
     artifact = optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(checkpoint), study_or_trial=trial)
     trial.set_user_attr(STABLE_ATTR, {"artifact_id": artifact, "step": step})
+    for _, _, pushed_out in kept[KEEP_BEST - 1 :]:
+        # Its trial's record stays, and fetch_stable_state then finds no file. Trials pushed out
+        # before (or by another worker) have none to remove.
+        with contextlib.suppress(optuna.artifacts.exceptions.ArtifactNotFound):
+            store.remove(pushed_out)
+
+
+def _kept(trial: Any) -> bool:
+    return bool(trial.user_attrs.get(STABLE_ATTR)) and trial.values is not None
 
 
 def fetch_stable_state(url: str, trial: Any, into: Path) -> tuple[Path, int] | None:
@@ -43,7 +65,10 @@ def fetch_stable_state(url: str, trial: Any, into: Path) -> tuple[Path, int] | N
         return None
     store = optuna.artifacts.FileSystemArtifactStore(str(folder))
     target = into / "stable.ckpt"
-    optuna.artifacts.download_artifact(artifact_store=store, artifact_id=kept["artifact_id"], file_path=str(target))
+    try:
+        optuna.artifacts.download_artifact(artifact_store=store, artifact_id=kept["artifact_id"], file_path=str(target))
+    except optuna.artifacts.exceptions.ArtifactNotFound:
+        return None  # removed when better trials took its place (KEEP_BEST)
     return target, kept["step"]
 
 
