@@ -12,10 +12,12 @@ storage URL and the ``TUNEKIT_*`` variables of this process (the heartbeat inter
 worker's environment. The study's script must be at the same path on every node.
 
 Ctrl-C cancels the tasks (``ray.cancel``), which Ray delivers as a KeyboardInterrupt in the task's
-main thread (``_thread.interrupt_main``): that only takes effect between Python bytecodes, so a
-task blocked in ``waitpid`` on its worker never saw it and the workers finished their trials. Each
-task therefore polls its worker, and passes the Ctrl-C on: the worker fails its trial
-"interrupted" and queues it again, as a ``--jobs`` worker does.
+main thread (``_thread.interrupt_main``). Two things kept it from the running trials before (the
+workers finished them): it only takes effect between Python bytecodes, so a task blocked in
+``waitpid`` on its worker never saw it (each task now polls its worker instead), and Ray's task
+processes block SIGINT, a mask the worker inherited, so the SIGINT passed on never arrived (the
+worker unblocks it, ``worker_process``). Now the worker fails its trial "interrupted" and queues
+it again, as a ``--jobs`` worker does.
 """
 
 from __future__ import annotations
