@@ -16,14 +16,14 @@ seed, steps and validation points (``--evaluations`` evenly spaced, as a trial d
   (logger, checkpointing, progress bar and model summary off, no sanity check);
 - ``run_fit``: tunekit's trial body, in this process;
 - ``search``: ``tunekit search --trials 4`` end to end, in a fresh process on a fresh SQLite file
-  (4 trials: too few to prune any, so each trains every step).
+  (4 trials: too few to prune any, so each trains every step unless it diverges).
 
 Steps/s are timed from step ``--warmup`` to the last step (validation included, the same in all),
 so set-up and the first steps (lazy allocation) are left out; the methods alternate within each
 round (A B C D A B C D ...) so load from other processes falls on all alike, and medians are
-printed. A running search's time per trial is the time from the first trial's end to the last
-one's, divided by the trials in between: it holds everything a trial costs in a search that is
-already running (the wait for a place, queueing, sampling, every study read and write, the
+printed. A running search's time per trial is the time from one trial's end to the next one's
+(the mean over the full trials after the first): it holds everything a trial costs in a search
+that is already running (the wait for a place, queueing, sampling, every study read and write, the
 DataModule and Trainer set-up, the first steps, validation, the view). Its fixed overhead is that
 time minus the trial's steps at ``run_fit``'s steady step time; the process overhead is the
 command's wall time minus its trials at that time per trial (start-up, imports, prior
@@ -46,7 +46,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "charlm.py"
 LR = 3e-3
-SEARCH_TRIALS = 4  # below the pruner's 4 startup trials: no trial is pruned
+SEARCH_TRIALS = 4  # below the pruner's 4 startup trials: no trial is pruned (one may still diverge)
 
 
 @dataclass(frozen=True)
@@ -186,9 +186,14 @@ def tunekit_run_fit(script, recipe, warmup: int, setting: Setting = Setting()) -
 METHODS = {"plain loop": plain_loop, "lightning": plain_lightning, "run_fit": tunekit_run_fit}
 
 
-def tunekit_search(steps: int, evaluations: int, threads: int, setting: Setting = Setting()) -> tuple[float, float]:
-    """(wall time of ``tunekit search --trials 4``, the time per trial once the search runs), seconds."""
+def tunekit_search(
+    steps: int, evaluations: int, threads: int, setting: Setting = Setting()
+) -> tuple[float, float, list]:
+    """(wall time of ``tunekit search --trials 4``, the time per trial once the search runs), seconds,
+    and what each stored trial says (state, value, family, precision)."""
     import optuna
+
+    from tunekit.study.records import RECIPE_ATTR
 
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/overhead.db"
@@ -202,17 +207,28 @@ def tunekit_search(steps: int, evaluations: int, threads: int, setting: Setting 
         subprocess.run(command, env=env, check=True, capture_output=True, cwd=folder)
         wall = time.perf_counter() - start
         optuna.logging.set_verbosity(optuna.logging.ERROR)
-        trials = optuna.load_study(study_name="overhead", storage=url).get_trials()
-        assert len(trials) == SEARCH_TRIALS and all(t.state.name == "COMPLETE" for t in trials), trials
-        ends = sorted(t.datetime_complete for t in trials)
-        return wall, (ends[-1] - ends[0]).total_seconds() / (SEARCH_TRIALS - 1)
+        trials = sorted(optuna.load_study(study_name="overhead", storage=url).get_trials(), key=lambda t: t.number)
+        # Each full trial's cycle: from the end of the trial before it (whatever its outcome) to its own end.
+        cycles = [
+            (t.datetime_complete - before.datetime_complete).total_seconds()
+            for before, t in zip(trials, trials[1:], strict=False)
+            if t.state.name == "COMPLETE"
+        ]
+        if not cycles:
+            sys.exit(f"no full trial after the first in the search: {[t.state.name for t in trials]}")
+        stored = [
+            f"trial {t.number}: {t.state.name} val_loss={t.value} {t.params.get('optimizer')} precision="
+            f"{t.user_attrs.get(RECIPE_ATTR, {}).get('training', {}).get('precision', '32-true')}"
+            for t in trials
+        ]
+        return wall, statistics.mean(cycles), stored
 
 
 def measure(script, args, setting: Setting = Setting()) -> list[str]:
     """Run the four methods interleaved for ``args.rounds`` rounds; the report's lines (Markdown table)."""
     recipe = recipe_of(args.steps, args.evaluations, setting)
     rates: dict[str, list[float]] = {name: [] for name in METHODS}
-    walls: list[tuple[float, float]] = []
+    walls: list[tuple[float, float, list]] = []
     load = os.getloadavg()[0]
     for _ in range(args.rounds):
         for name, method in METHODS.items():
@@ -223,9 +239,9 @@ def measure(script, args, setting: Setting = Setting()) -> list[str]:
     med = {name: statistics.median(values) for name, values in rates.items()}
     n_params = sum(p.numel() for p in script.build_model().parameters())
     step = 1 / med["run_fit"]
-    in_search = statistics.median(trial - args.steps * step for _, trial in walls)
-    process = statistics.median(wall - SEARCH_TRIALS * trial for wall, trial in walls)
-    search_rate = args.steps / statistics.median(trial for _, trial in walls)
+    in_search = statistics.median(trial - args.steps * step for _, trial, _ in walls)
+    process = statistics.median(wall - SEARCH_TRIALS * trial for wall, trial, _ in walls)
+    search_rate = args.steps / statistics.median(trial for _, trial, _ in walls)
     lines = [
         f"examples/charlm.py ({n_params / 1e3:.0f}k parameters, batch 32) on {setting.accelerator}, "
         f"{setting.precision}, {setting.family}, {args.steps} steps, {args.evaluations} validations, "
@@ -239,8 +255,10 @@ def measure(script, args, setting: Setting = Setting()) -> list[str]:
         f"| {search_rate / med['plain loop']:.3f}x |",
         "",
         f"fixed overhead per trial inside a running search: {in_search * 1e3:.0f} ms "
-        f"(per round: {', '.join(f'{(t - args.steps * step) * 1e3:.0f}' for _, t in walls)})",
+        f"(per round: {', '.join(f'{(t - args.steps * step) * 1e3:.0f}' for _, t, _ in walls)})",
         f"process overhead of one search command (start-up, measurement, check, study): {process:.2f} s",
+        "the last search's trials, as stored:",
+        *walls[-1][2],
     ]
     return lines
 
