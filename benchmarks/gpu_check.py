@@ -16,8 +16,8 @@ schedule-free family (``schedulefree_adamw``, facebookresearch/schedule_free), o
   schedulefree_adamw`` end to end (``--jobs 1``, the default).
 
 It prints the GPU, the steps/s table against the plain loop, the fixed overhead per trial of the
-running search, and what the last search stored (each trial's state, value, family, precision). Without a CUDA GPU
-it runs nothing and exits 2 with one sentence saying so.
+running search, and what the last search stored (each trial's state, value, family, precision).
+Without a CUDA GPU it runs nothing and exits 2 with one sentence saying so.
 """
 
 from __future__ import annotations
