@@ -16,7 +16,8 @@ seed, steps and validation points (``--evaluations`` evenly spaced, as a trial d
   (logger, checkpointing, progress bar and model summary off, no sanity check);
 - ``run_fit``: tunekit's trial body, in this process;
 - ``search``: ``tunekit search --trials 4`` end to end, in a fresh process on a fresh SQLite file
-  (4 trials: too few to prune any, so each trains every step unless it diverges).
+  (4 trials: too few to prune any, so each trains every step unless it diverges; the batch held at
+  32 by a space file, since a trial at another batch trains another number of steps).
 
 Steps/s are timed from step ``--warmup`` to the last step (validation included, the same in all),
 so set-up and the first steps (lazy allocation) are left out; the methods alternate within each
@@ -24,10 +25,10 @@ round (A B C D A B C D ...) so load from other processes falls on all alike, and
 printed. A running search's time per trial is the time from one trial's end to the next one's
 (the mean over the full trials after the first): it holds everything a trial costs in a search
 that is already running (the wait for a place, queueing, sampling, every study read and write, the
-DataModule and Trainer set-up, the first steps, validation, the view). Its fixed overhead is that
-time minus the trial's steps at ``run_fit``'s steady step time; the process overhead is the
-command's wall time minus its trials at that time per trial (start-up, imports, prior
-measurement, the one-batch check, study creation).
+DataModule and Trainer set-up, the first steps, validation, the view). The fixed overhead per
+trial is measured apart, in this process, by ``fixed_overhead`` (its docstring says how); the
+process overhead is the command's wall time minus its trials at that time per trial (start-up,
+imports, prior measurement, the one-batch check, study creation).
 """
 
 from __future__ import annotations
@@ -186,6 +187,13 @@ def tunekit_run_fit(script, recipe, warmup: int, setting: Setting = Setting()) -
 METHODS = {"plain loop": plain_loop, "lightning": plain_lightning, "run_fit": tunekit_run_fit}
 
 
+def batch_32_space(folder: str) -> Path:
+    """A space file holding the batch at 32: other batch sizes train other step counts (issue #10)."""
+    path = Path(folder) / "batch32.yaml"
+    path.write_text("batch_size:\n  choices: [32]\n")
+    return path
+
+
 def tunekit_search(
     steps: int, evaluations: int, threads: int, setting: Setting = Setting()
 ) -> tuple[float, float, list]:
@@ -200,7 +208,7 @@ def tunekit_search(
         command = [
             sys.executable, "-m", "tunekit", "search", str(SCRIPT), "--study", "overhead", "--storage", url,
             "--trials", str(SEARCH_TRIALS), "--max-steps", str(steps), "--evaluations", str(evaluations),
-            "--prior", "none", *setting.search_args(),
+            "--prior", "none", "--space", str(batch_32_space(folder)), *setting.search_args(),
         ]  # fmt: skip
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
         start = time.perf_counter()
@@ -224,6 +232,52 @@ def tunekit_search(
         return wall, statistics.mean(cycles), stored
 
 
+def fixed_overhead(steps: int, evaluations: int, setting: Setting = Setting()) -> list[float]:
+    """Each later trial's fixed cost in a running search in this process, seconds (trials 1-3 of 4).
+
+    A view stamps the end of every optimizer step. The time from one trial's last step to the next
+    one's first holds what the trial costs beyond training: the last validation, tell, the wait for
+    a place, the next prediction, ask, sampling, every study read and write, the DataModule and
+    Trainer set-up, and its first step. One steady step and one validation (which the plain loop
+    does too) are taken off. Differences of stamps this close are far less sensitive to the load of
+    a shared machine than a whole trial's time against a step rate measured minutes earlier.
+    """
+    from tunekit.service.events import QuietView
+    from tunekit.service.search import SearchRequest, prepare_search
+    from tunekit.training.script import ScriptSpec
+
+    class Stamps(QuietView):
+        def __init__(self) -> None:
+            self.trials: list[list[float]] = []
+
+        def trial_started(self, number, recipe) -> None:
+            self.trials.append([])
+
+        def step(self, step, total) -> None:
+            self.trials[-1].append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as folder:
+        request = SearchRequest(
+            ScriptSpec(str(SCRIPT)), "fixed", f"sqlite:///{folder}/fixed.db", steps, trials=SEARCH_TRIALS,
+            optimizers=setting.family, schedules=setting.schedule, prior="none", evaluations=evaluations,
+            options=setting.options(), space_file=batch_32_space(folder),
+        )  # fmt: skip
+        prepared, n_trials = prepare_search(request)
+        prepared.add_trials(n_trials)
+        view = Stamps()
+        prepared.run_here(view)
+    interval = recipe_of(steps, evaluations, setting).training.validation_interval
+    fixed = []
+    for before, stamps in zip(view.trials, view.trials[1:], strict=False):
+        if len(before) != steps or len(stamps) != steps:
+            continue  # a trial that diverged
+        gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+        step = statistics.median(gaps)
+        validation = statistics.median(gaps[k - 1] for k in range(interval, steps, interval)) - step
+        fixed.append(stamps[0] - before[-1] - step - validation)
+    return fixed
+
+
 def measure(script, args, setting: Setting = Setting()) -> list[str]:
     """Run the four methods interleaved for ``args.rounds`` rounds; the report's lines (Markdown table)."""
     recipe = recipe_of(args.steps, args.evaluations, setting)
@@ -238,8 +292,7 @@ def measure(script, args, setting: Setting = Setting()) -> list[str]:
 
     med = {name: statistics.median(values) for name, values in rates.items()}
     n_params = sum(p.numel() for p in script.build_model().parameters())
-    step = 1 / med["run_fit"]
-    in_search = statistics.median(trial - args.steps * step for _, trial, _ in walls)
+    fixed = fixed_overhead(args.steps, args.evaluations, setting)
     process = statistics.median(wall - SEARCH_TRIALS * trial for wall, trial, _ in walls)
     search_rate = args.steps / statistics.median(trial for _, trial, _ in walls)
     lines = [
@@ -254,8 +307,8 @@ def measure(script, args, setting: Setting = Setting()) -> list[str]:
         f"| search trial (time per trial in a running search, set-up included) | {search_rate:.2f} "
         f"| {search_rate / med['plain loop']:.3f}x |",
         "",
-        f"fixed overhead per trial inside a running search: {in_search * 1e3:.0f} ms "
-        f"(per round: {', '.join(f'{(t - args.steps * step) * 1e3:.0f}' for _, t, _ in walls)})",
+        f"fixed overhead per trial inside a running search: {statistics.median(fixed) * 1e3:.0f} ms "
+        f"(median of trials 1-3 of an in-process search: {', '.join(f'{f * 1e3:.0f}' for f in fixed)})",
         f"process overhead of one search command (start-up, measurement, check, study): {process:.2f} s",
         "the last search's trials, as stored:",
         *walls[-1][2],
