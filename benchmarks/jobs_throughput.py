@@ -61,6 +61,15 @@ def two_cores() -> set[int]:
     return set(cores[:2])
 
 
+def own_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` itself (``/proc/PID/stat``), None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(script: Path, jobs: int, trials: int, max_steps: int, cores: set[int]) -> dict:
     import optuna
 
@@ -70,12 +79,19 @@ def run(script: Path, jobs: int, trials: int, max_steps: int, cores: set[int]) -
     command += ["--max-steps", str(max_steps), "--jobs", str(jobs), "--seed", "0", "--accelerator", "cpu"]
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     start = time.perf_counter()
-    done = subprocess.run(
-        command, cwd=folder, env=env, capture_output=True, text=True, preexec_fn=lambda: os.sched_setaffinity(0, cores)
-    )
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        sys.exit(f"--jobs {jobs} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(
+            command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=lambda: os.sched_setaffinity(0, cores),
+        )  # fmt: skip
+        parent_cpu = 0.0
+        while proc.poll() is None:  # the command's own CPU time (not its workers'), last read before it ends
+            parent_cpu = own_cpu_seconds(proc.pid) or parent_cpu
+            time.sleep(0.5)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            out.seek(0)
+            sys.exit(f"--jobs {jobs} failed ({proc.returncode}):\n{out.read()}")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     finished = [t for t in optuna.load_study(study_name="bench", storage=url).get_trials() if t.state.is_finished()]
     span = (max(t.datetime_complete for t in finished) - min(t.datetime_start for t in finished)).total_seconds()
@@ -87,6 +103,7 @@ def run(script: Path, jobs: int, trials: int, max_steps: int, cores: set[int]) -
     ]
     busy = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in finished)
     return {
+        "parent_cpu": parent_cpu / wall,
         "trial_s": statistics.median(complete) if complete else math.nan,
         "busy": busy / (jobs * wall),
         "jobs": jobs,
@@ -124,7 +141,8 @@ def main() -> None:
     print(
         f"a full trial: {one['trial_s']:.1f} s on 2 threads alone, {two['trial_s']:.1f} s on 1 thread beside the other "
         f"worker: ceiling of --jobs 2 / --jobs 1 = x{2 * one['trial_s'] / two['trial_s']:.2f}; workers busy training "
-        f"{100 * one['busy']:.0f} % (--jobs 1) and {100 * two['busy']:.0f} % (--jobs 2) of the wall time"
+        f"{100 * one['busy']:.0f} % (--jobs 1) and {100 * two['busy']:.0f} % (--jobs 2) of the wall time; the "
+        f"--jobs 2 parent (its view) used {100 * two['parent_cpu']:.1f} % of a core"
     )
     print(
         f"--jobs 2 / --jobs 1 in full-trial equivalents per hour: end to end x"
