@@ -84,9 +84,11 @@ def run(script: Path, jobs: int, trials: int, max_steps: int, cores: set[int]) -
             command, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
             preexec_fn=lambda: os.sched_setaffinity(0, cores),
         )  # fmt: skip
-        parent_cpu = 0.0
-        while proc.poll() is None:  # the command's own CPU time (not its workers'), last read before it ends
-            parent_cpu = own_cpu_seconds(proc.pid) or parent_cpu
+        cpu: list[tuple[float, float]] = []  # (time, the command's own CPU seconds, not its workers')
+        while proc.poll() is None:
+            seconds = own_cpu_seconds(proc.pid)
+            if seconds is not None:
+                cpu.append((time.time(), seconds))
             time.sleep(0.5)
         wall = time.perf_counter() - start
         if proc.returncode != 0:
@@ -94,7 +96,10 @@ def run(script: Path, jobs: int, trials: int, max_steps: int, cores: set[int]) -
             sys.exit(f"--jobs {jobs} failed ({proc.returncode}):\n{out.read()}")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     finished = [t for t in optuna.load_study(study_name="bench", storage=url).get_trials() if t.state.is_finished()]
-    span = (max(t.datetime_complete for t in finished) - min(t.datetime_start for t in finished)).total_seconds()
+    first, last = min(t.datetime_start for t in finished), max(t.datetime_complete for t in finished)
+    span = (last - first).total_seconds()
+    # Optuna stores local naive datetimes; .timestamp() reads them as local time, like time.time().
+    steady_cpu = [c for when, c in cpu if first.timestamp() <= when <= last.timestamp()]
     steps = sum(max_steps if t.state.name == "COMPLETE" else max(t.intermediate_values, default=0) for t in finished)
     shutil.rmtree(folder, ignore_errors=True)
     equivalents = steps / max_steps
@@ -103,7 +108,7 @@ def run(script: Path, jobs: int, trials: int, max_steps: int, cores: set[int]) -
     ]
     busy = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in finished)
     return {
-        "parent_cpu": parent_cpu / wall,
+        "parent_cpu": (steady_cpu[-1] - steady_cpu[0]) / span if len(steady_cpu) > 1 else math.nan,
         "trial_s": statistics.median(complete) if complete else math.nan,
         "busy": busy / (jobs * wall),
         "jobs": jobs,
@@ -141,8 +146,8 @@ def main() -> None:
     print(
         f"a full trial: {one['trial_s']:.1f} s on 2 threads alone, {two['trial_s']:.1f} s on 1 thread beside the other "
         f"worker: ceiling of --jobs 2 / --jobs 1 = x{2 * one['trial_s'] / two['trial_s']:.2f}; workers busy training "
-        f"{100 * one['busy']:.0f} % (--jobs 1) and {100 * two['busy']:.0f} % (--jobs 2) of the wall time; the "
-        f"--jobs 2 parent (its view) used {100 * two['parent_cpu']:.1f} % of a core"
+        f"{100 * one['busy']:.0f} % (--jobs 1) and {100 * two['busy']:.0f} % (--jobs 2) of the wall time; while the "
+        f"trials ran, the --jobs 2 parent (its view) used {100 * two['parent_cpu']:.1f} % of a core"
     )
     print(
         f"--jobs 2 / --jobs 1 in full-trial equivalents per hour: end to end x"
