@@ -16,8 +16,8 @@ seed, steps and validation points (``--evaluations`` evenly spaced, as a trial d
   (logger, checkpointing, progress bar and model summary off, no sanity check);
 - ``run_fit``: tunekit's trial body, in this process;
 - ``search``: ``tunekit search --trials 4`` end to end, in a fresh process on a fresh SQLite file
-  (4 trials: too few to prune any, so each trains every step unless it diverges; the batch held at
-  32 by a space file, since a trial at another batch trains another number of steps).
+  (4 trials: too few to prune any, so each trains every step unless it diverges; a space file
+  holds the batch at 32 and clipping off, as in the other methods).
 
 Steps/s are timed from step ``--warmup`` to the last step (validation included, the same in all),
 so set-up and the first steps (lazy allocation) are left out; the methods alternate within each
@@ -187,10 +187,11 @@ def tunekit_run_fit(script, recipe, warmup: int, setting: Setting = Setting()) -
 METHODS = {"plain loop": plain_loop, "lightning": plain_lightning, "run_fit": tunekit_run_fit}
 
 
-def batch_32_space(folder: str) -> Path:
-    """A space file holding the batch at 32: other batch sizes train other step counts (issue #10)."""
-    path = Path(folder) / "batch32.yaml"
-    path.write_text("batch_size:\n  choices: [32]\n")
+def same_work_space(folder: str) -> Path:
+    """A space file holding what changes a step's work at the other methods' values: batch 32 (other
+    batch sizes train other step counts, issue #10) and no gradient clipping (a norm per step)."""
+    path = Path(folder) / "same_work.yaml"
+    path.write_text("batch_size:\n  choices: [32]\ngradient_clip_val:\n  choices: [0.0]\n")
     return path
 
 
@@ -208,7 +209,7 @@ def tunekit_search(
         command = [
             sys.executable, "-m", "tunekit", "search", str(SCRIPT), "--study", "overhead", "--storage", url,
             "--trials", str(SEARCH_TRIALS), "--max-steps", str(steps), "--evaluations", str(evaluations),
-            "--prior", "none", "--space", str(batch_32_space(folder)), *setting.search_args(),
+            "--prior", "none", "--space", str(same_work_space(folder)), *setting.search_args(),
         ]  # fmt: skip
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
         start = time.perf_counter()
@@ -260,7 +261,7 @@ def fixed_overhead(steps: int, evaluations: int, setting: Setting = Setting()) -
         request = SearchRequest(
             ScriptSpec(str(SCRIPT)), "fixed", f"sqlite:///{folder}/fixed.db", steps, trials=SEARCH_TRIALS,
             optimizers=setting.family, schedules=setting.schedule, prior="none", evaluations=evaluations,
-            options=setting.options(), space_file=batch_32_space(folder),
+            options=setting.options(), space_file=same_work_space(folder),
         )  # fmt: skip
         prepared, n_trials = prepare_search(request)
         prepared.add_trials(n_trials)
