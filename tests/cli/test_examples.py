@@ -86,6 +86,15 @@ def test_charlm_batch_is_integer_tokens_and_head_is_tied() -> None:
     assert model(x).shape == (8, 16, module.VOCAB_SIZE)
 
 
+def test_charlm_encode_maps_each_character_to_its_id() -> None:
+    """The vectorised encode (issue #11) gives the ids of the per-character mapping, unknowns included."""
+    module = load_example("charlm")
+    text = module.load_corpus()[:20000] + "caf\u00e9 \x7f\u20ac\U0001f600\t\n~"
+    expected = torch.tensor([module._CHAR_TO_ID.get(c, module.UNK_ID) for c in text], dtype=torch.long)
+    assert torch.equal(module.encode(text), expected)
+    assert module.encode("").shape == (0,)
+
+
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_data_does_not_depend_on_global_seed(name: str) -> None:
     module = load_example(name)

@@ -67,3 +67,16 @@ def test_unknown_study_lists_the_others(tmp_path):
     optuna.create_study(storage=storage, study_name="a")
     with pytest.raises(BadInput, match=r"no study 'b' in this storage \(studies: a\)"):
         open_study(storage, "b")
+
+
+def test_sqlite_connections_sync_at_checkpoints_only(tmp_path):
+    """WAL with synchronous=NORMAL on every pooled connection (issue #11): no fsync per commit."""
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    connections = [storage.engine.raw_connection() for _ in range(2)]  # two pooled DB-API connections
+    try:
+        for conn in connections:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    finally:
+        for conn in connections:
+            conn.close()

@@ -10,6 +10,14 @@ RUNNING until its heartbeat is overdue, then the next worker that asks fails it 
 with the same parameters (``tunekit.study.storage``), as for ``--jobs`` on one machine. The
 storage URL and the ``TUNEKIT_*`` variables of this process (the heartbeat interval) go to each
 worker's environment. The study's script must be at the same path on every node.
+
+Ctrl-C cancels the tasks (``ray.cancel``), which Ray delivers as a KeyboardInterrupt in the task's
+main thread (``_thread.interrupt_main``). Two things kept it from the running trials before (the
+workers finished them): it only takes effect between Python bytecodes, so a task blocked in
+``waitpid`` on its worker never saw it (each task now polls its worker instead), and Ray's task
+processes block SIGINT, a mask the worker inherited, so the SIGINT passed on never arrived (the
+worker unblocks it, ``worker_process``). Now the worker fails its trial "interrupted" and queues
+it again, as a ``--jobs`` worker does.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from tunekit.study.storage import STORAGE_ENV, is_sqlite
 from tunekit.training.fit import RunOptions
 
 POLL = 1.0  # seconds between looks at the study (the view) and the tasks
+TASK_POLL = 0.2  # seconds between a task's looks at its worker process: how soon a cancel reaches it
 STOPS_ALL = (EXIT_RUN_FAILURE, EXIT_BAD_INPUT)  # a broken script or bad input: the others would only repeat it
 
 
@@ -50,11 +59,13 @@ def ray_worker(study: str, index: int, threads: int, options: dict, timeout: flo
     this node, in its own session; returns its (exit code, sentence).
 
     The worker process stops as if interrupted when this task's process dies (``ray.cancel(force=True)``
-    on Ctrl-C, a lost node); a KeyboardInterrupt here is passed on to it as a Ctrl-C.
+    on a second Ctrl-C, a lost node); a KeyboardInterrupt here (``ray.cancel``) is passed on to it as
+    a Ctrl-C, and the task waits for it to record its trial.
     """
     import shutil
     import signal
     import tempfile
+    import time
     from pathlib import Path
 
     from tunekit.service.workers import WorkerRequest, start_worker
@@ -64,7 +75,8 @@ def ray_worker(study: str, index: int, threads: int, options: dict, timeout: flo
     request = WorkerRequest(study, index, threads, os.getpid(), "", options, timeout)
     worker = start_worker(request, {**os.environ, **env, **threads_env}, folder)
     try:
-        worker.proc.wait()
+        while worker.proc.poll() is None:  # not proc.wait(): Ray's cancel cannot interrupt a blocking waitpid
+            time.sleep(TASK_POLL)
     except KeyboardInterrupt:
         worker.signal(signal.SIGINT)
         worker.proc.wait()
@@ -78,8 +90,9 @@ def run_ray_workers(
 ) -> Any:
     """Run ``jobs`` Ray tasks on ``study`` on the cluster at ``address`` until they stop.
 
-    Ctrl-C cancels the tasks (each records its trial as interrupted); a lost task is reported and
-    its trial retried by the others' heartbeat check.
+    Ctrl-C cancels the tasks: each worker stops after its current batch, fails its trial
+    "interrupted" and queues it again, and this returns once every task has ended. A lost task is
+    reported and its trial retried by the others' heartbeat check.
 
     Raises:
         BadInput, RunFailure: a task stopped with one, or every task was lost.
@@ -96,9 +109,8 @@ def run_ray_workers(
     env = {**{k: v for k, v in os.environ.items() if k.startswith("TUNEKIT_")}, STORAGE_ENV: url}
     task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(ray_worker)
     refs = [task.remote(study.study_name, i, cpus, options.to_dict(), timeout, env) for i in range(1, jobs + 1)]
-    # Ctrl-C cancels the tasks; known gap (issue #11): in our test the KeyboardInterrupt that
-    # ray.cancel raises never reached a task waiting on its worker process, so the workers finish
-    # their trials (none is left RUNNING). A second Ctrl-C ends the tasks' processes at once.
+    # Ctrl-C cancels the tasks (their workers stop after the current batch); a second one ends the
+    # tasks' processes at once, and their workers stop when they see their parent gone.
     flag = InterruptFlag(on_first=lambda: (view.interrupt_requested(), [ray.cancel(r) for r in refs]))
     outcomes: list[tuple[int | None, str]] = []
     forced = False

@@ -8,6 +8,7 @@ the request's result file for the parent (``tunekit.service.workers``).
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -21,6 +22,10 @@ from tunekit.training.fit import RunOptions
 
 def worker_main(request: WorkerRequest) -> int:
     """One worker process: run the study's trials until its target is reached; write the outcome."""
+    # A Ray task's process blocks SIGINT in its main thread and the mask is inherited across exec
+    # (measured: SigBlk 0x2 in /proc/self/status), so the parent's Ctrl-C never reached a worker
+    # started from a Ray task (issue #11). Unblocked here, whoever started this process.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     import torch
 
     torch.set_num_threads(request.threads)
