@@ -88,6 +88,8 @@ METHODS |= {
 }
 PROBE_WITHIN = 3.0  # the probe's centre must be within 3x of the wide search's best LR (issue #14)
 METRIC = "val_loss"
+# Methods whose every trial trains the whole budget (no pruner): their compute is trials x max_steps.
+FULL_BUDGET_METHODS = ("c", "c'", "r", "d")
 
 
 @dataclass
@@ -558,11 +560,14 @@ def main(argv: list[str] | None = None) -> None:
             )
     for earlier in args.with_results:
         seen = {(x.example, x.method, x.seed) for x in runs}
-        runs += [
-            Run(**r)
-            for r in json.loads(earlier.read_text())["runs"]
-            if (r["example"], r["method"], r["seed"]) not in seen
-        ]
+        saved = json.loads(earlier.read_text())
+        for r in saved["runs"]:
+            if (r["example"], r["method"], r["seed"]) in seen:
+                continue
+            run = Run(**r)
+            if run.steps is None and run.method in FULL_BUDGET_METHODS:  # saved before steps were recorded
+                run.steps = [int(saved["args"]["max_steps"])] * len(run.values)
+            runs.append(run)
     rows = summarize(runs, args.trials)
     table = format_table(rows, args.trials, args.max_steps)
     print()
