@@ -133,7 +133,7 @@ def enqueue_allocated(
         return
     chosen, dropped = decision
     known = study.user_attrs.get(DROPPED_ATTR, {})
-    new = {f: why for f, why in dropped.items() if known.get(f) != why and f not in known}
+    new = {f: why for f, why in dropped.items() if f not in known}
     if new:
         study.set_user_attr(DROPPED_ATTR, {**known, **new})
         for family, why in new.items():
