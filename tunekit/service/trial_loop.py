@@ -172,9 +172,12 @@ def run_search(
         record_heartbeat(storage, trial)
         trial.set_user_attr(WORKER_ATTR, me)
         if flag.requested():
+            trial.set_user_attr(STEPS_ATTR, 0)
             trial.set_user_attr(REASON_ATTR, INTERRUPTED)
             raise Interrupted()
         if later_than_target(study, trial.number, target):
+            # Every trial records what it trained (issue #9), a trial given up unrun included.
+            trial.set_user_attr(STEPS_ATTR, 0)
             trial.set_user_attr(REASON_ATTR, SURPLUS)
             raise Surplus()
         last_record = [time.monotonic()]
