@@ -75,6 +75,7 @@ METHODS = {
     "e": "tunekit sh --min-steps max/9",
     "f": "Optuna TPE + HyperbandPruner",
     "g": "tunekit --fidelity sh (one rung, max/3)",
+    "h": "(g) with --budget-bound compressed",
 }
 # (e) and (f) run trials until they have spent this many full trials of compute (optimizer steps),
 # so they run more trials than (a) and (c); the table reads (e) at the compute (a) spent (issue #9).
@@ -135,7 +136,7 @@ def run_tunekit_sh(example: str, seed: int, trials: int, max_steps: int, workdir
     """(e): the real CLI with ``--fidelity sh --min-steps max_steps/9`` (rungs at 1/9 and 1/3 of the
     budget), continued with ``resume`` until it has spent the compute of ``EQUAL_COMPUTE_TRIALS``
     full trials (steps recorded on each trial, branches included). (g): the same with the default
-    ``--min-steps``, ``max_steps/3``: one rung."""
+    ``--min-steps``, ``max_steps/3``: one rung. (h): (g) with ``--budget-bound compressed``."""
     import optuna
 
     db = workdir / f"{example}-{method}-{seed}.db"
@@ -145,6 +146,7 @@ def run_tunekit_sh(example: str, seed: int, trials: int, max_steps: int, workdir
     first = [*base, "search", str(EXAMPLES[example]), "--study", "bench", "--storage", url, "--trials", str(trials)]
     first += ["--max-steps", str(max_steps), "--seed", str(seed), "--accelerator", "cpu", "--fidelity", "sh"]
     first += ["--min-steps", str(max_steps // 9)] if method == "e" else []  # (g): the default, max_steps // 3
+    first += ["--budget-bound", "compressed"] if method == "h" else []
     more = [*base, "resume", "--study", "bench", "--storage", url, "--trials", "6", "--accelerator", "cpu"]
     start = time.perf_counter()
     cmd = first
@@ -341,6 +343,7 @@ def _work(job: tuple) -> Run:
         "e": lambda: run_tunekit_sh(example, seed, trials, max_steps, Path(workdir)),
         "f": lambda: run_hyperband(example, seed, trials, max_steps),
         "g": lambda: run_tunekit_sh(example, seed, trials, max_steps, Path(workdir), "g"),
+        "h": lambda: run_tunekit_sh(example, seed, trials, max_steps, Path(workdir), "h"),
         "d": lambda: run_untuned(example, seed, max_steps),
     }
     return runners[method]()
@@ -540,7 +543,7 @@ def main(argv: list[str] | None = None) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     workdir = args.workdir.resolve()
     # Longest first (tunekit studies, then plain TPE), so the pool ends together.
-    order = {"a": 0, "b": 1, "c": 2, "d": 3, "e": 0, "f": 1, "g": 0, "c'": 2, "r": 2, "p": 3}
+    order = {"a": 0, "b": 1, "c": 2, "d": 3, "e": 0, "f": 1, "g": 0, "h": 0, "c'": 2, "r": 2, "p": 3}
     jobs = [
         (e, m, s, args.trials, args.max_steps, str(workdir))
         for m in sorted(methods, key=order.get)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.slow  # end to end: real CLI runs (issue #13)
 SH = ["--max-steps", "90", "--fidelity", "sh", "--min-steps", "10", "--accelerator", "cpu"]  # rungs 10, 30
 RUNG_REASON = re.compile(
     r"pruned at rung (1|2) of 2 \(step (10|30) of 90, val_loss=[\d.e+-]+\): not in the best 1/3 of the \d+ "
-    r"(end-of-run values \(WSD after a cooldown branch, constant, schedule-free\)|\w+ values at this step)"
+    r"(end-of-run values \(after a cooldown branch, anytime, or compressed to this step\)|\w+ values at this step)"
 )
 
 
@@ -149,3 +150,38 @@ def test_only_the_best_wsd_trials_keep_their_checkpoints(storage_url, tmp_path):
     best = sorted(complete, key=lambda t: t.value)[:KEEP_BEST]
     files = {p.name for p in (tmp_path / "tunekit.db.artifacts").iterdir()}
     assert files == {t.user_attrs["tunekit.stable_state"]["artifact_id"] for t in best}
+
+
+def test_budget_bound_compressed_rungs_are_separate_runs_of_the_rung_length(storage_url):
+    """--budget-bound compressed: a cosine trial's value at rung b is the end of a cosine run of b
+    steps (the same recipe with max_steps b, to the last digit on CPU), it is compared with every
+    end-of-run value, and a promoted trial pays for its short runs."""
+    from tunekit.recipes import Recipe
+    from tunekit.training.fit import run_fit
+    from tunekit.training.script import ScriptSpec, load_script
+
+    args = ["search", TINY, "--trials", 8, *SH, "--budget-bound", "compressed", "--schedules", "cosine"]
+    done = run(*args, "--storage", storage_url)
+    assert done.exit_code == 0, done.output
+    trials = trials_of(storage_url)
+    cosine = [t for t in trials if t.user_attrs["tunekit.recipe"]["schedule"]["name"] == "cosine"]
+    assert cosine and [t for t in cosine if t.state.name == "PRUNED"], done.output
+    loaded = load_script(ScriptSpec(str(TINY)))
+    for t in cosine:
+        recipe = Recipe.from_dict(t.user_attrs["tunekit.recipe"])
+        own = recipe.training.max_steps
+        rungs = [round(b * own / 90) for b in (10, 30)]
+        judged = sorted(t.intermediate_values)[: 2 if t.state.name == "COMPLETE" else len(t.intermediate_values)]
+        for at, budget in zip(judged, rungs):
+            short = dataclasses.replace(recipe, training=dataclasses.replace(recipe.training, max_steps=budget))
+            assert t.intermediate_values[at] == run_fit(short, loaded, "val_loss", accelerator="cpu").value
+        if t.state.name == "COMPLETE":
+            assert t.user_attrs[STEPS_ATTR] == own + sum(rungs)
+        else:
+            reason = t.user_attrs[REASON_ATTR]
+            assert RUNG_REASON.fullmatch(reason) and "end-of-run values" in reason, reason
+            assert t.user_attrs[STEPS_ATTR] == sum(rungs[: len(t.intermediate_values)])
+    # a study keeps its rule: resuming with the other one is refused, the database untouched
+    other = run("search", TINY, "--trials", 8, *SH, "--budget-bound", "own-schedule", "--storage", storage_url)
+    assert other.exit_code == 2 and "--budget-bound" in other.output
+    assert len(trials_of(storage_url)) == len(trials)

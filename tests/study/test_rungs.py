@@ -42,13 +42,19 @@ def test_fidelity_defaults_and_bad_input():
     assert Fidelity.parse("sh", None, None, 200).rungs(200) == [66]  # min-steps max_steps / eta: one rung
     assert Fidelity.parse("sh", 22, None, 200).rungs(200) == [22, 66]
     assert Fidelity.from_dict({}) == Fidelity()  # a study from before issue #9
+    compressed = Fidelity.parse("sh", None, None, 200, "compressed")
+    assert compressed.compressed and Fidelity.from_dict(compressed.to_dict()) == compressed
+    # an sh study stored before --budget-bound keeps the rule it ran with
+    assert Fidelity.from_dict({"mode": "sh", "min_steps": 66, "eta": 3}).budget_bound == "own-schedule"
     for args, words in [
         (("hyperband", None, None), "--fidelity hyperband is not a fidelity"),
         (("sh", 300, None), "--min-steps 300 is outside 1..200"),
         (("sh", None, 1), "--eta 1"),
+        (("sh", None, None, "squeezed"), "--budget-bound squeezed is not a rule"),
+        ((None, None, None, "compressed"), "add --fidelity sh"),
     ]:
         with pytest.raises(BadInput, match=words):
-            Fidelity.parse(*args, 200)
+            Fidelity.parse(*args[:3], 200, *args[3:])
 
 
 def test_comparison_sets():
@@ -56,6 +62,8 @@ def test_comparison_sets():
     assert rung_set(recipe("wsd"), False) == END_OF_RUN
     assert rung_set(recipe("cosine"), False) == "cosine"
     assert rung_set(recipe("wsd"), True) == "wsd"  # manual optimization: no branch, so budget-bound
+    # --budget-bound compressed: a budget-bound rung value ends a compressed run, so it joins the rest
+    assert rung_set(recipe("cosine"), False, compressed=True) == rung_set(recipe("wsd"), True, True) == END_OF_RUN
     # At 75% of the budget a 0.2 decay has not started, a 0.3 one has; cosine is decaying.
     assert phase_set(recipe("wsd", decay_fraction=0.2), 150, MAX_STEPS) == "wsd trials at peak LR"
     assert phase_set(recipe("wsd", decay_fraction=0.3), 150, MAX_STEPS) == "wsd trials decaying"

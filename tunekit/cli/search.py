@@ -125,6 +125,13 @@ ray_option = click.option(
     help="With --fidelity sh: the smallest rung's budget; lower adds rungs [default: max-steps/eta, one rung].",
 )
 @click.option("--eta", type=int, default=None, help="With --fidelity sh: 1/eta of a rung's trials go on [default 3].")
+@click.option(
+    "--budget-bound",
+    default=None,
+    metavar="own-schedule|compressed",
+    help="With --fidelity sh: a cosine/linear/REX/SGDR trial at a rung is compared within its own schedule "
+    "[default], or trains its whole schedule compressed to the rung's steps and is compared with every trial.",
+)
 @device_options
 @jobs_option
 @ray_option

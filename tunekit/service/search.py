@@ -60,6 +60,7 @@ class SearchRequest:
     fidelity: str | None = None  # "full" or "sh", with min_steps and eta (tunekit.study.rungs, issue #9)
     min_steps: int | None = None
     eta: int | None = None
+    budget_bound: str | None = None  # with sh: "own-schedule" or "compressed" (tunekit.study.rungs)
 
 
 @dataclass(frozen=True)
@@ -348,7 +349,7 @@ def check_fidelity(request: SearchRequest, max_steps: int) -> Fidelity:
         BadInput: as ``Fidelity.parse``; or rungs with ``--also`` or ``--devices`` above 1, whose
             trials tunekit judges at validation points only.
     """
-    fidelity = Fidelity.parse(request.fidelity, request.min_steps, request.eta, max_steps)
+    fidelity = Fidelity.parse(request.fidelity, request.min_steps, request.eta, max_steps, request.budget_bound)
     if fidelity.mode == "sh" and request.also:
         raise BadInput("--fidelity sh does not combine with --also; drop one of them.")
     if fidelity.mode == "sh" and request.options.devices > 1:
@@ -384,6 +385,7 @@ OPTION_OF_SETTING = {
     "fidelity": "--fidelity",
     "min_steps": "--min-steps",
     "eta": "--eta",
+    "budget_bound": "--budget-bound",
 }
 
 

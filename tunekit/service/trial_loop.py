@@ -61,7 +61,7 @@ from tunekit.study.stable_states import artifact_folder, keep_stable_state
 from tunekit.study.storage import record_heartbeat
 from tunekit.training import peak_memory
 from tunekit.training.fit import RunOptions
-from tunekit.training.rung_plan import RungPlan, RungValue, decay_start
+from tunekit.training.rung_plan import RungPlan, RungValue, decay_start, rung_kind
 from tunekit.training.script import LoadedScript
 
 # Stop the study when the first trials all fail with the same error: the script is broken.
@@ -146,6 +146,7 @@ def run_search(
     fidelity = Fidelity.from_dict(settings.fidelity)
     study.pruner = make_pruner(settings.space.max_steps, fidelity, settings.space.manual_optimization)
     rungs = fidelity.rungs(settings.space.max_steps)  # issue #9: budgets at the default batch, smallest first
+    manual = settings.space.manual_optimization
     target = settings.target_trials or 0
     flag = InterruptFlag(on_first=view.interrupt_requested, parent_pid=parent_pid)
     me = worker_name()
@@ -245,6 +246,19 @@ def run_search(
             if also == "peak_memory":
                 peak_memory.start()
             plan.budgets = [max(1, round(b / at_default[0])) for b in rungs]
+            if fidelity.compressed and rung_kind(recipe.schedule.name, not manual) == "budget-bound":
+                # --budget-bound compressed (issue #9): a cosine, linear, REX or SGDR curve has no
+                # end-of-run value before its budget, so each rung trains the whole schedule in b
+                # steps from scratch; its steps count in the trial's cost, like a branch's.
+                for budget in plan.budgets:
+                    short = train(
+                        replace(recipe, training=replace(recipe.training, max_steps=budget)),
+                        on_step=on_step,
+                        should_stop=flag.requested,
+                    )
+                    plan.branch_steps, main_steps[0] = plan.branch_steps + short.steps, 0
+                    on_rung(RungValue(budget, 0, short.value))
+                plan.budgets = []
             result = train(
                 recipe,
                 on_eval=on_eval,

@@ -13,7 +13,11 @@ trial is compared only with its own set:
   of length ``b``: after a cooldown branch for WSD (``tunekit.training.branches``), the value
   itself for constant and schedule-free runs (``Schedule.rung_value``). Those are one set,
   ``end of run``. A budget-bound schedule (cosine, linear, REX, SGDR) has no end-of-run value
-  before its budget, so it is compared only with trials of the same schedule at the same step.
+  before its budget. ``--budget-bound`` chooses what it gets instead (both measured on
+  ``benchmarks/search_efficiency.py``, issue #9): ``own-schedule``, its value at step ``b`` of the
+  full-length curve, compared only with trials of the same schedule at the same step; or
+  ``compressed``, a separate run of the whole schedule in ``b`` steps (an end-of-run value, in the
+  ``end of run`` set), the full run trained from scratch if promoted.
 
 The rung logic itself is Optuna's (``SuccessiveHalvingPruner``: ASHA's promotion rule, the rung
 values stored as system attributes; ``PercentilePruner`` for full fidelity); what is ours is the
@@ -33,6 +37,8 @@ from tunekit.study.records import RECIPE_ATTR
 from tunekit.training.rung_plan import rung_kind
 
 FIDELITIES = ("full", "sh")
+# What a budget-bound schedule's trial reports at a rung (--budget-bound, issue #9); the first is the default.
+BUDGET_BOUND = ("own-schedule", "compressed")
 DEFAULT_ETA = 3
 END_OF_RUN = "end of run"  # the comparison set of cooldown and anytime values at a rung
 
@@ -44,10 +50,18 @@ class Fidelity:
     mode: str = "full"
     min_steps: int | None = None  # the smallest rung budget (sh); None in full mode
     eta: int = DEFAULT_ETA  # the reduction factor: 1/eta of a rung's trials go on
+    budget_bound: str = BUDGET_BOUND[0]  # how budget-bound schedules are judged at a rung (module docstring)
 
     @classmethod
-    def parse(cls, mode: str | None, min_steps: int | None, eta: int | None, max_steps: int) -> Fidelity:
-        """Validated ``--fidelity``, ``--min-steps``, ``--eta`` (None: the defaults).
+    def parse(
+        cls,
+        mode: str | None,
+        min_steps: int | None,
+        eta: int | None,
+        max_steps: int,
+        budget_bound: str | None = None,
+    ) -> Fidelity:
+        """Validated ``--fidelity``, ``--min-steps``, ``--eta``, ``--budget-bound`` (None: the defaults).
 
         ``--min-steps`` defaults to ``max_steps // eta``: one rung, at a third of the budget for
         eta 3. Measured (benchmarks/search_efficiency.py, issue #9): at 200 steps, rungs at 22 and
@@ -56,11 +70,18 @@ class Fidelity:
         seeds with 64-80% of its compute.
 
         Raises:
-            BadInput: an unknown mode, ``eta < 2``, ``min_steps`` outside ``[1, max_steps]``, or
-                ``min_steps``/``eta`` without a mode.
+            BadInput: an unknown mode or ``budget_bound``, ``eta < 2``, ``min_steps`` outside
+                ``[1, max_steps]``, or ``min_steps``/``eta``/``budget_bound`` without a mode.
         """
-        if mode is None and (min_steps is not None or eta is not None):
-            raise BadInput("--min-steps and --eta set the rungs of --fidelity sh; add --fidelity sh, or drop them.")
+        if mode is None and (min_steps is not None or eta is not None or budget_bound is not None):
+            raise BadInput(
+                "--min-steps, --eta and --budget-bound set the rungs of --fidelity sh; add --fidelity sh, or drop them."
+            )
+        if budget_bound is not None and budget_bound not in BUDGET_BOUND:
+            raise BadInput(
+                f"--budget-bound {budget_bound} is not a rule; use own-schedule (compared within its schedule) "
+                "or compressed (the whole schedule trained in the rung's steps)."
+            )
         mode = mode or "full"
         if mode not in FIDELITIES:
             raise BadInput(f"--fidelity {mode} is not a fidelity; use full (whole runs) or sh (successive halving).")
@@ -73,15 +94,23 @@ class Fidelity:
             )
         if mode == "full":
             return cls("full", None, eta)
-        return cls("sh", min_steps or max(1, max_steps // eta), eta)
+        return cls("sh", min_steps or max(1, max_steps // eta), eta, budget_bound or BUDGET_BOUND[0])
 
     @classmethod
     def from_dict(cls, data: dict | None) -> Fidelity:
-        """A study's stored fidelity; studies from before issue #9 have none: full."""
-        return cls(**data) if data else cls()
+        """A study's stored fidelity; studies from before issue #9 have none: full.
+
+        A study stored before ``--budget-bound`` keeps the rule it ran with, ``own-schedule``.
+        """
+        return cls(**{"budget_bound": "own-schedule", **data}) if data else cls()
 
     def to_dict(self) -> dict:
-        return {"mode": self.mode, "min_steps": self.min_steps, "eta": self.eta}
+        return {"mode": self.mode, "min_steps": self.min_steps, "eta": self.eta, "budget_bound": self.budget_bound}
+
+    @property
+    def compressed(self) -> bool:
+        """Budget-bound trials train a compressed run per rung (``--budget-bound compressed``)."""
+        return self.mode == "sh" and self.budget_bound == "compressed"
 
     def rungs(self, max_steps: int) -> list[int]:
         """The rung budgets below ``max_steps``, smallest first ([] in full mode)."""
@@ -101,10 +130,13 @@ def rung_budgets(max_steps: int, min_steps: int, eta: int) -> list[int]:
     return [smallest * eta**i for i in range(k)]
 
 
-def rung_set(recipe: dict, manual_optimization: bool) -> str:
-    """The comparison set of a trial's rung values: ``END_OF_RUN``, or its budget-bound schedule's name."""
+def rung_set(recipe: dict, manual_optimization: bool, compressed: bool = False) -> str:
+    """The comparison set of a trial's rung values: ``END_OF_RUN``, or its budget-bound schedule's name.
+
+    With ``compressed`` (``--budget-bound compressed``) every rung value ends a run, so all are ``END_OF_RUN``.
+    """
     name = recipe["schedule"]["name"]
-    return END_OF_RUN if rung_kind(name, not manual_optimization) != "budget-bound" else name
+    return END_OF_RUN if compressed or rung_kind(name, not manual_optimization) != "budget-bound" else name
 
 
 def phase_set(recipe: dict, step: int, max_steps: int) -> str:
@@ -182,7 +214,7 @@ def recipe_set(set_of_recipe: Callable[[dict, int], str]) -> Callable[[Any, int]
     return set_of
 
 
-def rung_pruner(rungs: list[int], eta: int, manual_optimization: bool) -> ComparisonSetPruner:
+def rung_pruner(rungs: list[int], eta: int, manual_optimization: bool, compressed: bool = False) -> ComparisonSetPruner:
     """Optuna's ASHA (``SuccessiveHalvingPruner``) per comparison set, with rungs at ``rungs``."""
     import optuna
 
@@ -192,7 +224,7 @@ def rung_pruner(rungs: list[int], eta: int, manual_optimization: bool) -> Compar
         key = f"completed_rung_{_rung_index(rungs, step)}"
         return sum(key in t.system_attrs for t in trials)
 
-    return ComparisonSetPruner(inner, recipe_set(lambda r, _: rung_set(r, manual_optimization)), count)
+    return ComparisonSetPruner(inner, recipe_set(lambda r, _: rung_set(r, manual_optimization, compressed)), count)
 
 
 def phase_pruner(inner: Any, max_steps: int) -> ComparisonSetPruner:
@@ -214,7 +246,7 @@ def rung_reason(
     """Why a trial stopped at a rung: the rung, its value, and the set it was compared with."""
     shown = f"{value:.4g}" if math.isfinite(value) else str(value)
     if verdict.set_name == END_OF_RUN:
-        among = f"the {verdict.values} end-of-run values (WSD after a cooldown branch, constant, schedule-free)"
+        among = f"the {verdict.values} end-of-run values (after a cooldown branch, anytime, or compressed to this step)"
     else:
         among = f"the {verdict.values} {verdict.set_name} values at this step (budget-bound: own schedule only)"
     return (

@@ -38,7 +38,7 @@ def make_pruner(max_steps: int, fidelity: Fidelity | None = None, manual_optimiz
 
     rungs = (fidelity or Fidelity()).rungs(max_steps)
     if rungs:
-        return rung_pruner(rungs, fidelity.eta, manual_optimization)
+        return rung_pruner(rungs, fidelity.eta, manual_optimization, fidelity.compressed)
     percentile = optuna.pruners.PercentilePruner(
         PRUNE_PERCENTILE, n_startup_trials=PRUNE_STARTUP_TRIALS, n_warmup_steps=max_steps // 2
     )

@@ -43,6 +43,7 @@ COMPARABLE = (
     "fidelity",  # issue #9: --fidelity, --min-steps, --eta decide which trials run to the end
     "min_steps",
     "eta",
+    "budget_bound",
 )
 
 
@@ -120,6 +121,7 @@ class StudySettings:
             "fidelity": self.fidelity.get("mode", "full"),
             "min_steps": self.fidelity.get("min_steps"),
             "eta": self.fidelity.get("eta", 3),
+            "budget_bound": self.fidelity.get("budget_bound", "own-schedule"),
         }
 
 
