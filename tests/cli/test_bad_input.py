@@ -102,8 +102,9 @@ def refused(db: Path, args: list, sentence: str | tuple, *others: Path) -> None:
         (["--fidelity", "sh", "--also", "seconds"], "--fidelity sh does not combine with --also; drop one of them."),
         (
             ["--min-steps", "5"],
-            "--min-steps and --eta set the rungs of --fidelity sh; add --fidelity sh, or drop them.",
+            "--min-steps, --eta and --budget-bound set the rungs of --fidelity sh; add --fidelity sh, or drop them.",
         ),
+        (["--fidelity", "sh", "--budget-bound", "squeeze"], "--budget-bound squeeze is not a rule; use own-schedule"),
         (["--fidelity", "sh"], "study 'tiny_regression' was created with --fidelity full, not sh"),
     ],
 )

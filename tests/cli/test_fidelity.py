@@ -15,7 +15,7 @@ from conftest import SCRIPTS, TINY
 
 from tunekit.cli import main
 from tunekit.service.workers import available_cores
-from tunekit.study.records import REASON_ATTR, RUNG_ATTR, STEPS_ATTR
+from tunekit.study.records import PREDICTED_ATTR, REASON_ATTR, RUNG_ATTR, STEPS_ATTR
 
 pytestmark = pytest.mark.slow  # end to end: real CLI runs (issue #13)
 
@@ -62,6 +62,9 @@ def test_sh_prunes_at_rungs_records_steps_and_rungs_and_resume_keeps_it(storage_
             branches = sum(int(recipe["schedule"].get("decay_fraction", 0) * b) for b in (10, 30))
             if recipe["schedule"]["name"] == "wsd" and recipe["training"]["max_steps"] == 90:
                 assert t.user_attrs[STEPS_ATTR] == 90 + branches
+    # every family's predicted point ran its whole budget: the allocation judges families by them (issue #14)
+    predicted = [t for t in trials if PREDICTED_ATTR in t.user_attrs]
+    assert len(predicted) >= 4 and all(t.state.name == "COMPLETE" for t in predicted)
     total = sum(t.user_attrs[STEPS_ATTR] for t in trials)
     assert f"10 trials, {total} optimizer steps (rung branches included)" in text
 
@@ -160,7 +163,7 @@ def test_budget_bound_compressed_rungs_are_separate_runs_of_the_rung_length(stor
     from tunekit.training.fit import run_fit
     from tunekit.training.script import ScriptSpec, load_script
 
-    args = ["search", TINY, "--trials", 8, *SH, "--budget-bound", "compressed", "--schedules", "cosine"]
+    args = ["search", TINY, "--trials", 8, *SH, "--budget-bound", "compressed", "--schedules", "cosine", "--optimizers", "adamw"]
     done = run(*args, "--storage", storage_url)
     assert done.exit_code == 0, done.output
     trials = trials_of(storage_url)
