@@ -32,6 +32,7 @@ from tunekit.training.fit import RunOptions
 
 POLL = 1.0  # seconds between looks at the study (the view) and the tasks
 TASK_POLL = 0.2  # seconds between a task's looks at its worker process: how soon a cancel reaches it
+STOP_GRACE = 5.0  # seconds a cancelled task's worker has to stop after its batch before a second Ctrl-C
 STOPS_ALL = (EXIT_RUN_FAILURE, EXIT_BAD_INPUT)  # a broken script or bad input: the others would only repeat it
 
 
@@ -79,7 +80,18 @@ def ray_worker(study: str, index: int, threads: int, options: dict, timeout: flo
             time.sleep(TASK_POLL)
     except KeyboardInterrupt:
         worker.signal(signal.SIGINT)
-        worker.proc.wait()
+        # A worker still training STOP_GRACE seconds after its Ctrl-C gets a second one (stop at once,
+        # the trial still FAIL "interrupted" and queued again): once, on a loaded machine, the first
+        # was never seen and both trials of the Ctrl-C test ran to the end.
+        deadline = time.monotonic() + STOP_GRACE
+        while worker.proc.poll() is None:
+            try:
+                time.sleep(TASK_POLL)
+                if deadline is not None and time.monotonic() >= deadline:
+                    worker.signal(signal.SIGINT)
+                    deadline = None
+            except KeyboardInterrupt:  # Ray's cancel again: the same request
+                pass
     outcome = worker.outcome()
     shutil.rmtree(folder, ignore_errors=True)
     return outcome
