@@ -75,7 +75,7 @@ METHODS = {
     "e": "tunekit sh --min-steps max/9",
     "f": "Optuna TPE + HyperbandPruner",
     "g": "tunekit --fidelity sh (one rung, max/3)",
-    "h": "(g) with --budget-bound compressed",
+    "h": "(g) with --budget-bound own-schedule",
 }
 # (e) and (f) run trials until they have spent this many full trials of compute (optimizer steps),
 # so they run more trials than (a) and (c); the table reads (e) at the compute (a) spent (issue #9).
@@ -136,7 +136,8 @@ def run_tunekit_sh(example: str, seed: int, trials: int, max_steps: int, workdir
     """(e): the real CLI with ``--fidelity sh --min-steps max_steps/9`` (rungs at 1/9 and 1/3 of the
     budget), continued with ``resume`` until it has spent the compute of ``EQUAL_COMPUTE_TRIALS``
     full trials (steps recorded on each trial, branches included). (g): the same with the default
-    ``--min-steps``, ``max_steps/3``: one rung. (h): (g) with ``--budget-bound compressed``."""
+    ``--min-steps``, ``max_steps/3``: one rung. (h): (g) with ``--budget-bound own-schedule`` (budget-bound
+    schedules compared within their own schedule rather than compressed to each rung)."""
     import optuna
 
     db = workdir / f"{example}-{method}-{seed}.db"
@@ -146,7 +147,7 @@ def run_tunekit_sh(example: str, seed: int, trials: int, max_steps: int, workdir
     first = [*base, "search", str(EXAMPLES[example]), "--study", "bench", "--storage", url, "--trials", str(trials)]
     first += ["--max-steps", str(max_steps), "--seed", str(seed), "--accelerator", "cpu", "--fidelity", "sh"]
     first += ["--min-steps", str(max_steps // 9)] if method == "e" else []  # (g): the default, max_steps // 3
-    first += ["--budget-bound", "compressed"] if method == "h" else []
+    first += ["--budget-bound", "own-schedule"] if method == "h" else []
     more = [*base, "resume", "--study", "bench", "--storage", url, "--trials", "6", "--accelerator", "cpu"]
     start = time.perf_counter()
     cmd = first

@@ -106,7 +106,7 @@ def test_full_fidelity_never_prunes_wsd_mid_run_against_decayed_cosine(tmp_path)
 def test_rungs_compare_end_of_run_values_together_and_budget_bound_ones_by_schedule(tmp_path):
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'sh.db'}", study_name="sh")
-    study.pruner = make_pruner(MAX_STEPS, Fidelity("sh", 22, 3))
+    study.pruner = make_pruner(MAX_STEPS, Fidelity("sh", 22, 3, "own-schedule"))
     for value in (0.30, 0.33, 0.36):  # end-of-run values at rung 22
         assert judged(study, "wsd", 22, value) is (value != 0.30)
     # ASHA alone stops a 0.31 here (the best 1/3 of four values is 0.30); within the 5% seed spread it goes on
@@ -116,3 +116,7 @@ def test_rungs_compare_end_of_run_values_together_and_budget_bound_ones_by_sched
     assert not judged(study, "cosine", 22, 0.9)  # the first cosine: nothing of its own to lose to
     assert judged(study, "cosine", 22, 1.0)
     assert study.pruner.last.set_name == "cosine" and study.pruner.last.values == 2
+    # --budget-bound compressed (the default): a compressed cosine run's value is judged with the rest
+    study.pruner = make_pruner(MAX_STEPS, Fidelity.parse("sh", 22, None, MAX_STEPS))
+    assert judged(study, "cosine", 22, 0.9)
+    assert study.pruner.last.set_name == END_OF_RUN and study.pruner.last.values == 8  # the earlier cosines too

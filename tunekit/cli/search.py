@@ -129,8 +129,8 @@ ray_option = click.option(
     "--budget-bound",
     default=None,
     metavar="own-schedule|compressed",
-    help="With --fidelity sh: a cosine/linear/REX/SGDR trial at a rung is compared within its own schedule "
-    "[default], or trains its whole schedule compressed to the rung's steps and is compared with every trial.",
+    help="With --fidelity sh: a cosine/linear/REX/SGDR trial at a rung trains its whole schedule compressed to "
+    "the rung's steps and is compared with every trial [default], or is compared within its own schedule.",
 )
 @device_options
 @jobs_option

@@ -121,7 +121,7 @@ class StudySettings:
             "fidelity": self.fidelity.get("mode", "full"),
             "min_steps": self.fidelity.get("min_steps"),
             "eta": self.fidelity.get("eta", 3),
-            "budget_bound": self.fidelity.get("budget_bound", "own-schedule"),
+            "budget_bound": self.fidelity.get("budget_bound", "own-schedule"),  # sh studies from before the option
         }
 
 
