@@ -225,9 +225,9 @@ class HalvingWithinSpread:
     ``margin`` (relative) of its rung's promotion threshold is promoted.
 
     ASHA keeps the best ``1/eta`` of a rung's values whatever their differences. Measured on the
-    tabular benchmark (``benchmarks/search_efficiency.py``, issue #9): at rung 66 of 200 the twelve
-    WSD values lay within 0.406-0.436 and their order at 200 steps was another one (the trial that
-    won at 200 was 10th at 66), so ASHA's cut there is noise.
+    tabular benchmark (``benchmarks/search_efficiency.py``, seed 2, issue #9): at rung 66 of 200,
+    12 of the first 14 values lay within 0.406-0.436, and the recipe that won at 200 steps in the
+    full-fidelity study was 10th of the 14 there, so ASHA's cut was noise.
     """
 
     def __init__(self, rungs: list[int], eta: int, margin: float = SEED_SPREAD):
