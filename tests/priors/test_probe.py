@@ -149,3 +149,31 @@ def test_search_with_prior_measure_through_the_cli(tmp_path):
     ]
     text = md_out.read_text()
     assert "measured by an LR probe" in text and (tmp_path / "r-lr-probe.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_continuing_a_study_reuses_its_measured_prior_without_probing_again(tmp_path):
+    """A second `search` on a --prior measure study adds trials with the stored centre: the six
+    probe runs (5% of the first search's compute) are not trained again only to be thrown away."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    starts = tmp_path / "starts.txt"  # the tiny model appends "start ..." whenever a fit starts
+    args = ["search", str(TINY), "--storage", url, "--prior", "measure", "--trials", "3", "--max-steps", "480"]
+    args += ["--evaluations", "2", "--optimizers", "adamw", "--accelerator", "cpu"]
+    args += ["--model-arg", f"steps_file={starts}"]
+
+    def fits_started_by_a_search() -> int:
+        def fits() -> int:
+            lines = starts.read_text().splitlines() if starts.exists() else []
+            return sum(line.startswith("start ") for line in lines)
+
+        before = fits()
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return fits() - before
+
+    first = fits_started_by_a_search()
+    prior = optuna.load_study(study_name="tiny_regression", storage=url).user_attrs[SETTINGS_ATTR]["prior"]
+    second = fits_started_by_a_search()
+    study = optuna.load_study(study_name="tiny_regression", storage=url)
+    assert first - second == len(PROBE_LRS)  # the same trials and check, no probe
+    assert study.user_attrs[SETTINGS_ATTR]["prior"] == prior and len(study.get_trials()) == 6

@@ -176,9 +176,8 @@ def build_report(result: Any, script: str) -> dict:
 def centres(result: Any, families: list[str], max_steps: int, batch: int | None) -> dict:
     """Where each predicted number comes from: the LR (the prior), each family's weight decay and the batch."""
     from tunekit.priors import batch_of_law
-    from tunekit.search_spaces.centring import TAU_FRACTION, batch_centre
+    from tunekit.search_spaces.centring import TAU_FRACTION, batch_centre, batch_choices
     from tunekit.search_spaces.space import SearchSpace, SpaceConfig
-    from tunekit.service.search import batch_choices
 
     choices = batch_choices(batch)
     centred_batch = batch_centre(batch, choices, batch_of_law(result.prior.record))

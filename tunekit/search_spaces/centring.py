@@ -44,6 +44,13 @@ def weight_decay_centre(lr: float, steps: int, param: Any, fraction: float = TAU
     )
 
 
+def batch_choices(default: int | None) -> list[int] | None:
+    """Batch sizes to search when the DataModule takes one: half, same and double its default."""
+    if default is None:
+        return None
+    return sorted({max(1, default // 2), default, default * 2})
+
+
 def batch_centre(default: int | None, choices: list[int] | None, law_batch_samples: float | None) -> Centred:
     """The batch the search starts from: the choice nearest a law's optimal batch, else the default."""
     if default is None or not choices:

@@ -15,13 +15,13 @@ from typing import Any
 
 from tunekit.errors import BadInput
 from tunekit.search_spaces.catalog import default_optimizers, default_schedules
-from tunekit.search_spaces.centring import TAU_FRACTION, batch_centre
+from tunekit.search_spaces.centring import TAU_FRACTION, batch_centre, batch_choices
 from tunekit.search_spaces.space import SearchSpace, SpaceConfig, load_space_file, parse_names
 from tunekit.study.coordination import DEFAULT_TRIALS, remaining_trials
 from tunekit.study.objectives import check_also
 from tunekit.study.records import counted_trials
 from tunekit.study.rungs import Fidelity
-from tunekit.study.settings import StudySettings, create_or_continue, open_study
+from tunekit.study.settings import StudySettings, create_or_continue, existing_settings, open_study
 from tunekit.study.storage import is_sqlite, open_storage, reap_dead_workers, sqlite_path
 from tunekit.training.fit import RunOptions
 from tunekit.training.script import LoadedScript, ScriptSpec, load_script
@@ -152,7 +152,7 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         BadInput: any option, file, script or stored setting that cannot be used; nothing has
             been written then.
     """
-    from tunekit.priors import batch_of_law, make_prior, probe_request
+    from tunekit.priors import Prior, batch_of_law, make_prior, probe_request
     from tunekit.training.fit import check_script
 
     check_jobs(request.jobs, request.url, request.options, request.ray)
@@ -192,7 +192,15 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         minimize=request.direction == "minimize",
         options=request.options,
     )
-    chosen_prior = make_prior(request.prior, loaded, max_steps, batch, probe=probe)
+    # A continued study runs with its stored prior (create_or_continue): measuring again, an LR
+    # probe included (5% of a search's compute, issue #14), would be thrown away.
+    earlier = existing_settings(request.url, request.study_name)
+    if earlier is not None and ("prior" not in given or request.prior == earlier.prior.get("law")):
+        chosen_prior = Prior(
+            earlier.prior.get("law", ""), earlier.space.centre_lr, earlier.space.span_scale, earlier.prior
+        )
+    else:
+        chosen_prior = make_prior(request.prior, loaded, max_steps, batch, probe=probe)
     config = SpaceConfig(
         optimizers=optimizer_names,
         schedules=schedule_names,
@@ -355,13 +363,6 @@ def check_fidelity(request: SearchRequest, max_steps: int) -> Fidelity:
     if fidelity.mode == "sh" and request.options.devices > 1:
         raise BadInput("--fidelity sh runs its rungs on one device; use --devices 1 or --fidelity full.")
     return fidelity
-
-
-def batch_choices(default: int | None) -> list[int] | None:
-    """Batch sizes to search when the DataModule takes one: half, same and double its default."""
-    if default is None:
-        return None
-    return sorted({max(1, default // 2), default, default * 2})
 
 
 # How each comparable setting is spelled on the command line, for the "created with" message.

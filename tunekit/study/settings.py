@@ -16,7 +16,7 @@ from tunekit.recipes import DEFAULT_PRECISION
 from tunekit.search_spaces.space import SpaceConfig
 from tunekit.study.objectives import directions
 from tunekit.study.records import SETTINGS_ATTR, best_of, ranked
-from tunekit.study.storage import load_existing_study, study_names
+from tunekit.study.storage import load_existing_study, peek_storage, study_names
 from tunekit.training.script import ScriptSpec
 
 SETTINGS_VERSION = 1
@@ -159,6 +159,24 @@ def create_or_continue(
             "run with the same setting to continue it, or choose a new --study name."
         )
     return study, stored
+
+
+def existing_settings(url: str, name: str) -> StudySettings | None:
+    """The stored settings of study ``name`` at ``url``, read without writing anything
+    (``storage.peek_storage``); None when there is no such tunekit study."""
+    import optuna
+
+    storage = peek_storage(url)
+    if storage is None:
+        return None
+    try:
+        if name not in study_names(storage):
+            return None
+        return StudySettings.from_study(optuna.load_study(study_name=name, storage=storage))
+    except BadInput:
+        return None  # not tunekit's, or another version's: create_or_continue says so
+    finally:
+        storage.engine.dispose()
 
 
 def _stored_settings(study: Any, wait: float = 5.0) -> StudySettings:

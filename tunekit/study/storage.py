@@ -90,13 +90,17 @@ def grace_period() -> int:
     return HEARTBEAT_GRACE_FACTOR * heartbeat_interval()
 
 
-def _check_sqlite_file(path: Path) -> None:
-    """Refuse a file that is not SQLite, is corrupt, or is another program's database, writing nothing."""
+def _check_sqlite_file(path: Path) -> set[str]:
+    """Refuse a file that is not SQLite, is corrupt, or is another program's database, writing nothing.
+
+    Returns the file's tables (none for a file not created yet, or empty).
+    """
+    tables: set[str] = set()
     if path.exists():
         if path.is_dir():
             raise BadInput(f"'{path}' is a folder, not a SQLite file; give a file in --storage sqlite:///FILE.")
         if path.stat().st_size == 0:
-            return
+            return tables
         with path.open("rb") as f:
             header = f.read(16)
         if header != b"SQLite format 3\x00":
@@ -127,6 +131,26 @@ def _check_sqlite_file(path: Path) -> None:
         raise BadInput(
             f"folder '{path.parent}' of the storage file does not exist; create it or choose another --storage."
         )
+    return tables
+
+
+def peek_storage(url: str) -> Any | None:
+    """A storage to read what ``url`` already holds, writing nothing (Optuna's plain ``RDBStorage``:
+    ``open_storage`` switches SQLite to WAL); None when a SQLite file does not exist yet, holds no
+    Optuna tables or cannot be used (``open_storage`` says why), and for in-memory SQLite."""
+    import optuna
+
+    if is_sqlite(url):
+        path = sqlite_path(url)
+        try:
+            if path is None or not _check_sqlite_file(path) & OPTUNA_TABLES:
+                return None
+        except BadInput:
+            return None
+    try:
+        return optuna.storages.RDBStorage(url)
+    except Exception:  # noqa: BLE001 - a server that cannot be reached, another schema: open_storage says which
+        return None
 
 
 def _use_wal(path: Path) -> None:
