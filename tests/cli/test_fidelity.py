@@ -21,9 +21,9 @@ pytestmark = pytest.mark.slow  # end to end: real CLI runs (issue #13)
 
 SH = ["--max-steps", "90", "--fidelity", "sh", "--min-steps", "10", "--accelerator", "cpu"]  # rungs 10, 30
 RUNG_REASON = re.compile(
-    r"pruned at rung (1|2) of 2 \(step (10|30) of 90, val_loss=[\d.e+-]+\): not in the best 1/3 of the \d+ "
+    r"pruned at rung (1|2) of 2 \(step (10|30) of 90, val_loss=[\d.e+-]+\): behind the best 1/3 of the \d+ "
     r"(end-of-run values \(after a cooldown branch, anytime, or compressed to this step\)|\w+ values at this step)"
-    r", and behind the best 1/3 by more than the 5% seed spread"
+    r" by more than the 5% seed spread"
 )
 
 

@@ -287,6 +287,5 @@ def rung_reason(
         among = f"the {verdict.values} {verdict.set_name} values at this step (budget-bound: own schedule only)"
     return (
         f"pruned at rung {_rung_index(rungs, step) + 1} of {len(rungs)} (step {step} of {max_steps}, "
-        f"{metric}={shown}): not in the best 1/{eta} of {among}, and behind the best 1/{eta} by more "
-        f"than the {SEED_SPREAD:.0%} seed spread"
+        f"{metric}={shown}): behind the best 1/{eta} of {among} by more than the {SEED_SPREAD:.0%} seed spread"
     )
