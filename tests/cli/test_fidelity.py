@@ -143,6 +143,42 @@ def test_a_finished_wsd_trial_keeps_its_stable_phase_and_train_continues_it(stor
     assert abs(value - fresh_value) <= 0.05 * fresh_value  # measured: 0.0995 against 0.0990
 
 
+def test_a_later_study_at_a_larger_budget_continues_the_kept_stable_phases(storage_url, tmp_path):
+    """search --from-study: study 'long' (240 steps) first continues the 3 WSD trials study 'short'
+    (60 steps) kept, from step 48, best first; then its own predicted points train from step 0."""
+    wsd = ["--schedules", "wsd", "--accelerator", "cpu", "--storage", storage_url]
+    assert run("search", TINY, "--study", "short", "--trials", 3, "--max-steps", 60, *wsd).exit_code == 0
+    short = optuna.load_study(study_name="short", storage=storage_url).get_trials()
+    done = run("search", TINY, "--study", "long", "--trials", 4, "--max-steps", 240, "--from-study", "short", *wsd)
+    assert done.exit_code == 0, done.output
+    long = optuna.load_study(study_name="long", storage=storage_url).get_trials()
+    continued, fresh = long[:3], long[3]
+    assert [t.user_attrs["tunekit.continues"]["trial"] for t in continued] == [
+        t.number for t in sorted(short, key=lambda t: t.value)
+    ]
+    for t in continued:
+        assert t.state.name == "COMPLETE" and t.params == short[t.user_attrs["tunekit.continues"]["trial"]].params
+        start = t.user_attrs["tunekit.continues"]["step"]
+        assert t.user_attrs[STEPS_ATTR] == t.user_attrs["tunekit.recipe"]["training"]["max_steps"] - start
+        assert min(t.intermediate_values) > start  # it trained from there
+    assert PREDICTED_ATTR in fresh.user_attrs and fresh.user_attrs[STEPS_ATTR] == 240
+    # The same AdamW recipe (both studies centre on 1e-3), continued and from scratch: 0.0960 and 0.0957.
+    (twin,) = [t for t in continued if t.params == fresh.params]
+    assert abs(twin.value - fresh.value) <= 0.05 * fresh.value
+    shown = run("show", "--study", "long", "--trial", twin.number, "--storage", storage_url).output
+    assert f"continues trial {twin.user_attrs['tunekit.continues']['trial']}'s stable phase (study short" in shown
+
+    before = (tmp_path / "tunekit.db").read_bytes()
+    for bad, says in (
+        (["--from-study", "nope"], "no study 'nope'"),
+        (["--from-study", "short", "--max-steps", 60], "give --max-steps above 60"),
+        (["--from-study", "short", "--max-steps", 240, "--model-arg", "hidden=8"], "same script and arguments"),
+    ):
+        refused = run("search", TINY, "--study", "later", "--trials", 1, *bad, *wsd)
+        assert refused.exit_code == 2 and says in refused.output, refused.output
+    assert (tmp_path / "tunekit.db").read_bytes() == before
+
+
 def test_only_the_best_wsd_trials_keep_their_checkpoints(storage_url, tmp_path):
     """A checkpoint is the size of the model: of 6 WSD trials, the best 3 keep theirs (KEEP_BEST)."""
     from tunekit.study.stable_states import KEEP_BEST

@@ -6,6 +6,7 @@ import optuna
 import pytest
 
 from tunekit.study.records import (
+    CONTINUES_ATTR,
     INTERRUPTED,
     ORIGIN_ATTR,
     PREDICTION,
@@ -90,3 +91,14 @@ def test_requeue_adds_a_waiting_trial_with_its_origin(tmp_path):
     assert queued.state.name == "WAITING" and queued.params == failed.params
     assert origin_of(queued) == retry_of(0, INTERRUPTED)
     assert queued.system_attrs["failed_trial"] == 0
+
+
+def test_a_retry_of_a_continued_trial_continues_the_same_stable_phase(tmp_path):
+    """search --from-study: an interrupted continuation is queued to continue again, not to start over."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'r.db'}", study_name="r")
+    continues = {"study": "short", "trial": 2, "artifact_id": "abc", "step": 48}
+    study.add_trial(frozen("FAIL", **{REASON_ATTR: INTERRUPTED, CONTINUES_ATTR: continues}))
+    requeue(study, study.get_trials()[0], retry_of(0, INTERRUPTED))
+    assert study.get_trials()[1].user_attrs[CONTINUES_ATTR] == continues
+    plain = Origin("continuation", 2, "study short, from step 48")
+    assert plain.describe() == "continues trial 2's stable phase (study short, from step 48)"

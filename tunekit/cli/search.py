@@ -132,6 +132,13 @@ ray_option = click.option(
     help="With --fidelity sh: a cosine/linear/REX/SGDR trial at a rung trains its whole schedule compressed to "
     "the rung's steps and is compared with every trial [default], or is compared within its own schedule.",
 )
+@click.option(
+    "--from-study",
+    default=None,
+    metavar="NAME",
+    help="Start by continuing the stable phases kept by study NAME's best WSD trials (same script, a smaller "
+    "--max-steps, this SQLite storage): each trains only from its cooldown's start to this budget (WSD-S).",
+)
 @device_options
 @jobs_option
 @ray_option

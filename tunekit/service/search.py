@@ -17,6 +17,7 @@ from tunekit.errors import BadInput
 from tunekit.search_spaces.catalog import default_optimizers, default_schedules
 from tunekit.search_spaces.centring import TAU_FRACTION, batch_centre, batch_choices
 from tunekit.search_spaces.space import SearchSpace, SpaceConfig, load_space_file, parse_names
+from tunekit.study.continuation import continuations, enqueue_continuations
 from tunekit.study.coordination import DEFAULT_TRIALS, remaining_trials
 from tunekit.study.objectives import check_also
 from tunekit.study.records import counted_trials
@@ -61,6 +62,7 @@ class SearchRequest:
     min_steps: int | None = None
     eta: int | None = None
     budget_bound: str | None = None  # with sh: "own-schedule" or "compressed" (tunekit.study.rungs)
+    from_study: str | None = None  # an earlier study whose kept stable phases this one continues first
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,9 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         decay_tau_fraction=TAU_FRACTION,
     )
     space = SearchSpace(config)  # validates the space before anything is written
+    continued, skipped = continuations(
+        request.url, request.from_study, request.study_name, spec, max_steps, space.params, request.options.devices
+    )
     settings = StudySettings(
         spec,
         request.metric,
@@ -244,20 +249,11 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         loaded = load_script(settings.script)
     if settings.space != config:
         space = SearchSpace(settings.space)
+    if continued:
+        enqueue_continuations(study, continued)
     warning = cli_config.warning() if cli_config is not None else None
-    prepared = PreparedRun(
-        request.url,
-        store,
-        study,
-        settings,
-        loaded,
-        space,
-        options,
-        request.timeout,
-        request.jobs,
-        ray=request.ray,
-        warnings=(warning,) if warning else (),
-    )
+    prepared = PreparedRun(request.url, store, study, settings, loaded, space, options, request.timeout, request.jobs)
+    prepared.ray, prepared.warnings = request.ray, (*([warning] if warning else []), *skipped)
     return prepared, request.trials or DEFAULT_TRIALS
 
 

@@ -41,6 +41,7 @@ from tunekit.study.coordination import (
 )
 from tunekit.study.objectives import should_prune_first_objective
 from tunekit.study.records import (
+    CONTINUES_ATTR,
     CURVE_ATTR,
     INTERRUPTED,
     PREDICTED_ATTR,
@@ -58,7 +59,7 @@ from tunekit.study.records import (
 from tunekit.study.rungs import Fidelity, rung_reason
 from tunekit.study.sampling import make_pruner, make_sampler
 from tunekit.study.settings import StudySettings
-from tunekit.study.stable_states import artifact_folder, keep_stable_state
+from tunekit.study.stable_states import artifact_folder, download_state, keep_stable_state
 from tunekit.study.storage import record_heartbeat
 from tunekit.training import peak_memory
 from tunekit.training.fit import RunOptions
@@ -139,6 +140,7 @@ def run_search(
     from tunekit.training.fit import run_fit
     from tunekit.training.quiet import silence_lightning
     from tunekit.training.ranks import RankGroup
+    from tunekit.training.stable_resume import continue_stable_phase
 
     silence_lightning()
     trials = study.get_trials(deepcopy=False)
@@ -239,8 +241,10 @@ def run_search(
         keep = Path(scratch, f"trial-{trial.number}.ckpt") if scratch is not None and group is None else None
         plan = RungPlan([], on_rung, should_stop=flag.requested, keep_stable=None if keep is None else str(keep))
 
+        start: tuple[Path, int] | None = None  # search --from-study: the checkpoint and step it continues from
+
         def on_step(step: int, total: int) -> None:
-            main_steps[0] = step
+            main_steps[0] = step - (start[1] if start else 0)  # the earlier study trained the steps before
             note_progress(step, total)
 
         try:
@@ -252,7 +256,13 @@ def run_search(
             if also == "peak_memory":
                 peak_memory.start()
             plan.budgets = [max(1, round(b / at_default[0])) for b in rungs]
-            if fidelity.compressed and rung_kind(recipe.schedule.name, not manual) == "budget-bound":
+            continues = trial.user_attrs.get(CONTINUES_ATTR) if scratch is not None and group is None else None
+            start = download_state(storage.url, continues, Path(scratch)) if continues else None
+            if start is not None:
+                # search --from-study: its steps before ``start`` were judged in the earlier study, so
+                # it has no rungs here; its value is the end of this budget, as every trial's.
+                plan.budgets = []
+            elif fidelity.compressed and rung_kind(recipe.schedule.name, not manual) == "budget-bound":
                 # --budget-bound compressed (issue #9): a cosine, linear, REX or SGDR curve has no
                 # end-of-run value before its budget, so each rung trains the whole schedule in b
                 # steps from scratch; its steps count in the trial's cost, like a branch's.
@@ -265,13 +275,13 @@ def run_search(
                     plan.branch_steps, main_steps[0] = plan.branch_steps + short.steps, 0
                     on_rung(RungValue(budget, 0, short.value))
                 plan.budgets = []
-            result = train(
-                recipe,
-                on_eval=on_eval,
-                on_step=on_step,
-                should_stop=flag.requested,
-                **({"rungs": plan} if rungs or keep is not None else {}),
-            )
+            callbacks = {"on_eval": on_eval, "on_step": on_step, "should_stop": flag.requested}
+            if rungs or keep is not None:
+                callbacks["rungs"] = plan
+            if start is None:
+                result = train(recipe, **callbacks)
+            else:
+                result = continue_stable_phase(recipe, script, settings.metric, *start, options, **callbacks)
             main_steps[0] = result.steps
             trial.set_user_attr(RUNG_ATTR, max_steps)
             if keep is not None and keep.exists() and math.isfinite(result.value):
@@ -300,8 +310,9 @@ def run_search(
             raise TrialFailed(str(exc)) from exc
         finally:
             trial.set_user_attr(STEPS_ATTR, main_steps[0] + plan.branch_steps)
-            if keep is not None:
-                keep.unlink(missing_ok=True)
+            for scratch_file in (keep, start[0] if start else None):
+                if scratch_file is not None:
+                    scratch_file.unlink(missing_ok=True)
         if not math.isfinite(result.value):
             trial.set_user_attr(REASON_ATTR, f"diverged at step {result.steps}")
             raise optuna.TrialPruned(f"diverged at step {result.steps}")

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tunekit.study.records import (
+    CONTINUES_ATTR,
     INTERRUPTED,
     ORIGIN_ATTR,
     PREDICTED_ATTR,
@@ -118,7 +119,9 @@ def enqueue_next_prediction(study: Any, families: list[str], predicted_point: Ca
     trials = study.get_trials(deepcopy=False)
     if any(t.state.name == "WAITING" for t in trials):
         return  # the queued trial runs next; queue more only when the queue is empty (none left over)
-    tried = {t.params.get("optimizer") for t in trials} | {t.user_attrs.get(PREDICTED_ATTR) for t in trials}
+    # A trial continued from an earlier study (search --from-study) is not its family's prediction at this budget.
+    tried = {t.params.get("optimizer") for t in trials if CONTINUES_ATTR not in t.user_attrs}
+    tried |= {t.user_attrs.get(PREDICTED_ATTR) for t in trials}
     for family in families:
         if family not in tried:
             study.enqueue_trial(

@@ -33,6 +33,8 @@ PROGRESS_ATTR = "tunekit.progress"  # {"step": s, "total": T}, updated every few
 STEPS_ATTR = "tunekit.steps_trained"
 RUNG_ATTR = "tunekit.rung"
 STABLE_ATTR = "tunekit.stable_state"  # WSD-S: {"artifact_id", "step"} of a WSD trial's pre-cooldown checkpoint
+# search --from-study: {"study", "trial", "artifact_id", "step"}, the earlier study's kept state this trial continues
+CONTINUES_ATTR = "tunekit.continues"
 DROPPED_ATTR = "tunekit.dropped_families"  # on the study: {family: why} (the allocation of issue #14)
 
 # Reasons for failures that are not the trial's fault: such trials are retried and not counted.
@@ -51,7 +53,8 @@ class Origin:
     """Why a trial was queued: the prior's prediction, or a retry of trial ``of`` (``why``)."""
 
     # "prediction", "retry", "rerun" (a top trial retrained with a new seed, show --robust), or
-    # "allocation" (a family given the trial by the evidence so far, issue #14; ``why`` says which)
+    # "allocation" (a family given the trial by the evidence so far, issue #14; ``why`` says which), or
+    # "continuation" (trial ``of`` of an earlier study, continued from its stable phase: search --from-study)
     kind: str
     of: int | None = None
     why: str | None = None  # for a retry: "interrupted" or "worker died"
@@ -64,6 +67,8 @@ class Origin:
             return f"re-run of trial {self.of} ({self.why})"
         if self.kind == "allocation":
             return f"allocated: {self.why}"
+        if self.kind == "continuation":
+            return f"continues trial {self.of}'s stable phase ({self.why})"
         if self.why == "interrupted":
             return f"retry of interrupted trial {self.of}"
         return f"retry of trial {self.of} ({self.why})"
@@ -203,16 +208,18 @@ def requeue(study: Any, trial: Any, origin: Origin, system_attrs: dict | None = 
     """Queue ``trial``'s parameters again as a WAITING trial marked with ``origin``.
 
     The only place tunekit adds a trial by hand: interrupted trials (``resume`` retries them
-    first) and dead workers' trials (the heartbeat callback) both come back through here.
+    first) and dead workers' trials (the heartbeat callback) both come back through here. A trial
+    that continued an earlier study's stable phase is queued to continue it again.
     """
     import optuna
 
+    carried = {CONTINUES_ATTR: trial.user_attrs[CONTINUES_ATTR]} if CONTINUES_ATTR in trial.user_attrs else {}
     study.add_trial(
         optuna.trial.create_trial(
             state=optuna.trial.TrialState.WAITING,
             params=trial.params,
             distributions=trial.distributions,
-            user_attrs={ORIGIN_ATTR: origin.to_dict()},
+            user_attrs={ORIGIN_ATTR: origin.to_dict(), **carried},
             system_attrs=system_attrs or {},
         )
     )

@@ -58,13 +58,20 @@ def _kept(trial: Any) -> bool:
 
 def fetch_stable_state(url: str, trial: Any, into: Path) -> tuple[Path, int] | None:
     """The trial's stable-phase checkpoint, downloaded to ``into``, and its step; None when it has none."""
+    return download_state(url, trial.user_attrs.get(STABLE_ATTR), into)
+
+
+def download_state(url: str, kept: dict | None, into: Path) -> tuple[Path, int] | None:
+    """The checkpoint ``kept`` (a ``STABLE_ATTR`` record) names, downloaded to ``into``, and its
+    step; None when there is none, or its file was removed (``KEEP_BEST``)."""
     import optuna
 
-    kept, folder = trial.user_attrs.get(STABLE_ATTR), artifact_folder(url)
+    folder = artifact_folder(url)
     if not kept or folder is None or not folder.is_dir():
         return None
     store = optuna.artifacts.FileSystemArtifactStore(str(folder))
-    target = into / "stable.ckpt"
+    target = into / f"stable-{kept['artifact_id']}.ckpt"
+    target.unlink(missing_ok=True)  # Optuna refuses to download over a file
     try:
         optuna.artifacts.download_artifact(artifact_store=store, artifact_id=kept["artifact_id"], file_path=str(target))
     except optuna.artifacts.exceptions.ArtifactNotFound:
