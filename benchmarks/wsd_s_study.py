@@ -43,7 +43,8 @@ def main() -> None:
     import optuna
 
     from tunekit.recipes import Recipe
-    from tunekit.study.records import CONTINUES_ATTR, RECIPE_ATTR, STABLE_ATTR, STEPS_ATTR
+    from tunekit.study.records import CONTINUES_ATTR, RECIPE_ATTR, STEPS_ATTR
+    from tunekit.study.stable_states import has_state
     from tunekit.training.fit import run_fit
     from tunekit.training.script import ScriptSpec, load_script
 
@@ -60,14 +61,8 @@ def main() -> None:
         return time.perf_counter() - start
 
     search("--study", "short", "--trials", str(args.trials), "--max-steps", str(args.short))
-    # The states still on disk (the best KEEP_BEST: a trial pushed out keeps its record, not its file).
-    folder = work / "tunekit.db.artifacts"
     short = optuna.load_study(study_name="short", storage=url).get_trials()
-    kept = [
-        t
-        for t in short
-        if t.user_attrs.get(STABLE_ATTR) and (folder / t.user_attrs[STABLE_ATTR]["artifact_id"]).is_file()
-    ]
+    kept = [t for t in short if has_state(url, t)]  # the best KEEP_BEST: pushed-out trials keep no file
     long_steps = args.factor * args.short
     seconds = search(
         "--study", "long", "--trials", str(len(kept)), "--max-steps", str(long_steps), "--from-study", "short"

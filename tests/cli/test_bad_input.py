@@ -105,6 +105,12 @@ def refused(db: Path, args: list, sentence: str | tuple, *others: Path) -> None:
             "--min-steps, --eta and --budget-bound set the rungs of --fidelity sh; add --fidelity sh, or drop them.",
         ),
         (["--fidelity", "sh", "--budget-bound", "squeeze"], "--budget-bound squeeze is not a rule; use own-schedule"),
+        (
+            ["--fidelity", "full", "--budget-bound", "own-schedule"],
+            "--min-steps, --eta and --budget-bound set the rungs of --fidelity sh; add --fidelity sh, or drop them.",
+        ),
+        (["--from-study", "nope"], "no study 'nope' in sqlite:///"),
+        (["--from-study", "tiny_regression"], "--from-study names the study being run ('tiny_regression')"),
         (["--fidelity", "sh"], "study 'tiny_regression' was created with --fidelity full, not sh"),
     ],
 )

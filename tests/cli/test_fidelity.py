@@ -144,12 +144,14 @@ def test_a_finished_wsd_trial_keeps_its_stable_phase_and_train_continues_it(stor
 
 
 def test_a_later_study_at_a_larger_budget_continues_the_kept_stable_phases(storage_url, tmp_path):
-    """search --from-study: study 'long' (240 steps) first continues the 3 WSD trials study 'short'
-    (60 steps) kept, from step 48, best first; then its own predicted points train from step 0."""
+    """search --from-study: study 'long' (240 steps, --fidelity sh: a rung at 80) first continues the
+    3 WSD trials study 'short' (60 steps) kept, from step 48, best first, with no rungs of their own;
+    then its own predicted points train from step 0."""
     wsd = ["--schedules", "wsd", "--accelerator", "cpu", "--storage", storage_url]
     assert run("search", TINY, "--study", "short", "--trials", 3, "--max-steps", 60, *wsd).exit_code == 0
     short = optuna.load_study(study_name="short", storage=storage_url).get_trials()
-    done = run("search", TINY, "--study", "long", "--trials", 4, "--max-steps", 240, "--from-study", "short", *wsd)
+    sh = ["--fidelity", "sh", "--from-study", "short"]
+    done = run("search", TINY, "--study", "long", "--trials", 4, "--max-steps", 240, *sh, *wsd)
     assert done.exit_code == 0, done.output
     long = optuna.load_study(study_name="long", storage=storage_url).get_trials()
     continued, fresh = long[:3], long[3]
@@ -160,8 +162,11 @@ def test_a_later_study_at_a_larger_budget_continues_the_kept_stable_phases(stora
         assert t.state.name == "COMPLETE" and t.params == short[t.user_attrs["tunekit.continues"]["trial"]].params
         start = t.user_attrs["tunekit.continues"]["step"]
         assert t.user_attrs[STEPS_ATTR] == t.user_attrs["tunekit.recipe"]["training"]["max_steps"] - start
-        assert min(t.intermediate_values) > start  # it trained from there
-    assert PREDICTED_ATTR in fresh.user_attrs and fresh.user_attrs[STEPS_ATTR] == 240
+        # It trained from there, and its end is no value at the rung at 80 (those compare runs of 80 steps).
+        assert list(t.intermediate_values) == [240] and not any("rung" in k for k in t.system_attrs)
+    # The predicted point trained 240 steps and the cooldown branch of its rung at 80.
+    branch = int(fresh.user_attrs["tunekit.recipe"]["schedule"]["decay_fraction"] * 80)
+    assert PREDICTED_ATTR in fresh.user_attrs and fresh.user_attrs[STEPS_ATTR] == 240 + branch
     # The same AdamW recipe (both studies centre on 1e-3), continued and from scratch: 0.0960 and 0.0957.
     (twin,) = [t for t in continued if t.params == fresh.params]
     assert abs(twin.value - fresh.value) <= 0.05 * fresh.value

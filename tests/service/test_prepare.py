@@ -10,7 +10,8 @@ import pytest
 from conftest import TINY
 
 from tunekit.errors import BadInput
-from tunekit.service.search import ResumeRequest, SearchRequest, prepare_resume, prepare_search, settings_given
+from tunekit.service.search import ResumeRequest, SearchRequest, prepare_resume, prepare_search
+from tunekit.service.setting_names import settings_given
 from tunekit.training.fit import RunOptions
 from tunekit.training.script import ScriptSpec
 

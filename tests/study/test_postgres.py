@@ -35,3 +35,22 @@ def test_a_database_that_does_not_exist_is_bad_input(postgres_server):
     assert result.exit_code == 2, result.output
     assert 'cannot be opened (connection to server at "127.0.0.1"' in " ".join(result.output.split())
     assert 'database "no_such_database" does not exist' in " ".join(result.output.split())
+
+
+def test_a_refused_search_writes_nothing_to_an_empty_server_database(postgres_url):
+    """``search`` reads a study's stored settings before its checks (``peek_storage``); on an empty
+    server database that must create nothing (Optuna's ``RDBStorage`` would create its tables)."""
+    import sqlalchemy
+    from conftest import TINY
+
+    from tunekit.study.settings import existing_settings
+    from tunekit.study.storage import peek_storage
+
+    assert peek_storage(postgres_url) is None and existing_settings(postgres_url, "tiny_regression") is None
+    refused = CliRunner().invoke(main, ["search", str(TINY), "--from-study", "nope", "--storage", postgres_url])
+    assert refused.exit_code == 2 and "no study 'nope'" in refused.output, refused.output
+    engine = sqlalchemy.create_engine(postgres_url)
+    try:
+        assert sqlalchemy.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()

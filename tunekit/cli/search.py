@@ -146,7 +146,8 @@ ray_option = click.option(
 @click.pass_context
 def search(ctx: click.Context, script: Path, study_name: str | None, storage: str | None, **settings: Any) -> None:
     """Run (or continue) a study on SCRIPT, a Python file with a LightningModule."""
-    from tunekit.service.search import SearchRequest, prepare_search, settings_given
+    from tunekit.service.search import SearchRequest, prepare_search
+    from tunekit.service.setting_names import settings_given
     from tunekit.study.storage import resolve_url
 
     options, run_given = run_options(ctx, settings)

@@ -17,6 +17,7 @@ from tunekit.errors import BadInput
 from tunekit.search_spaces.catalog import default_optimizers, default_schedules
 from tunekit.search_spaces.centring import TAU_FRACTION, batch_centre, batch_choices
 from tunekit.search_spaces.space import SearchSpace, SpaceConfig, load_space_file, parse_names
+from tunekit.service.setting_names import spell_setting
 from tunekit.study.continuation import continuations, enqueue_continuations
 from tunekit.study.coordination import DEFAULT_TRIALS, remaining_trials
 from tunekit.study.objectives import check_also
@@ -220,8 +221,10 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         decay_tau_fraction=TAU_FRACTION,
     )
     space = SearchSpace(config)  # validates the space before anything is written
+    # --from-study: checked against the space the trials will run in (a continued study's stored one)
+    runs_in = (earlier.script, earlier.space) if earlier else (spec, config)
     continued, skipped = continuations(
-        request.url, request.from_study, request.study_name, spec, max_steps, space.params, request.options.devices
+        request.url, request.from_study, request.study_name, *runs_in, request.options.devices
     )
     settings = StudySettings(
         spec,
@@ -249,11 +252,21 @@ def prepare_search(request: SearchRequest) -> tuple[PreparedRun, int]:
         loaded = load_script(settings.script)
     if settings.space != config:
         space = SearchSpace(settings.space)
-    if continued:
-        enqueue_continuations(study, continued)
-    warning = cli_config.warning() if cli_config is not None else None
-    prepared = PreparedRun(request.url, store, study, settings, loaded, space, options, request.timeout, request.jobs)
-    prepared.ray, prepared.warnings = request.ray, (*([warning] if warning else []), *skipped)
+    enqueue_continuations(study, continued)
+    warnings = [w for w in (cli_config.warning() if cli_config is not None else None, *skipped) if w]
+    prepared = PreparedRun(
+        request.url,
+        store,
+        study,
+        settings,
+        loaded,
+        space,
+        options,
+        request.timeout,
+        request.jobs,
+        ray=request.ray,
+        warnings=tuple(warnings),
+    )
     return prepared, request.trials or DEFAULT_TRIALS
 
 
@@ -359,38 +372,3 @@ def check_fidelity(request: SearchRequest, max_steps: int) -> Fidelity:
     if fidelity.mode == "sh" and request.options.devices > 1:
         raise BadInput("--fidelity sh runs its rungs on one device; use --devices 1 or --fidelity full.")
     return fidelity
-
-
-# How each comparable setting is spelled on the command line, for the "created with" message.
-OPTION_OF_SETTING = {
-    "script": "script",
-    "model": "--model",
-    "data": "--data",
-    "model_args": "--model-arg",
-    "data_args": "--data-arg",
-    "metric": "--metric",
-    "direction": "--direction",
-    "max_steps": "--max-steps",
-    "optimizers": "--optimizers",
-    "schedules": "--schedules",
-    "overrides": "--space",
-    "seed": "--seed",
-    "evaluations": "--evaluations",
-    "prior": "--prior",
-    "precision": "--precision",
-    "also": "--also",
-    "fidelity": "--fidelity",
-    "min_steps": "--min-steps",
-    "eta": "--eta",
-    "budget_bound": "--budget-bound",
-}
-
-
-def spell_setting(name: str) -> str:
-    return OPTION_OF_SETTING.get(name, name)
-
-
-def settings_given(options: set[str]) -> frozenset[str]:
-    """The settings named by the command-line options the user typed (``--max-steps`` -> ``max_steps``)."""
-    setting_of = {option: name for name, option in OPTION_OF_SETTING.items()}
-    return frozenset(setting_of[o] for o in options if o in setting_of)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import gc
 import math
 import os
-import shutil
 import socket
 import tempfile
 import time
@@ -32,6 +31,7 @@ from tunekit.interrupts import ForcedStop, InterruptFlag
 from tunekit.search_spaces.space import SearchSpace
 from tunekit.service.events import SearchEvents
 from tunekit.study.allocation import enqueue_allocated, named_families
+from tunekit.study.continuation import continued_start
 from tunekit.study.coordination import (
     enqueue_next_prediction,
     later_than_target,
@@ -41,7 +41,6 @@ from tunekit.study.coordination import (
 )
 from tunekit.study.objectives import should_prune_first_objective
 from tunekit.study.records import (
-    CONTINUES_ATTR,
     CURVE_ATTR,
     INTERRUPTED,
     PREDICTED_ATTR,
@@ -59,7 +58,7 @@ from tunekit.study.records import (
 from tunekit.study.rungs import Fidelity, rung_reason
 from tunekit.study.sampling import make_pruner, make_sampler
 from tunekit.study.settings import StudySettings
-from tunekit.study.stable_states import artifact_folder, download_state, keep_stable_state
+from tunekit.study.stable_states import artifact_folder, keep_stable_state
 from tunekit.study.storage import record_heartbeat
 from tunekit.training import peak_memory
 from tunekit.training.fit import RunOptions
@@ -156,7 +155,11 @@ def run_search(
     ran: list[int] = []  # numbers of the trials this process ran
     # --devices N: this process is rank 0 of every trial; the other ranks stay up between trials.
     group = RankGroup(script, settings.metric, options) if options.devices > 1 else None
-    scratch = tempfile.mkdtemp(prefix="tunekit-") if artifact_folder(getattr(storage, "url", "")) else None
+    # WSD-S checkpoints pass through here (removed when the loop ends, however it ends)
+    scratch_files = None
+    if artifact_folder(getattr(storage, "url", "")):
+        scratch_files = tempfile.TemporaryDirectory(prefix="tunekit-", ignore_cleanup_errors=True)
+    scratch = scratch_files.name if scratch_files is not None else None
 
     def train(recipe: Any, **callbacks: Any) -> Any:
         if group is not None:
@@ -216,8 +219,12 @@ def run_search(
         def on_eval(step: int, value: float) -> None:
             at = round(step * at_default[0])
             view.evaluated(step, value)
-            if rungs and at < max_steps:
-                return  # --fidelity sh judges at its rungs only (issue #9)
+            if rungs:  # --fidelity sh judges at its rungs only (issue #9)
+                if at >= max_steps:
+                    # The end, recorded but not judged: asked, Optuna's halving pruner would file the
+                    # value under every rung the trial has no value of (a --from-study trial's).
+                    trial.report(value, at)
+                return
             prune = should_prune(at, value)
             # The last evaluation ends the trial: it completes with that value, never pruned at the line.
             if step < at_default[1] and prune and prunable:
@@ -256,8 +263,7 @@ def run_search(
             if also == "peak_memory":
                 peak_memory.start()
             plan.budgets = [max(1, round(b / at_default[0])) for b in rungs]
-            continues = trial.user_attrs.get(CONTINUES_ATTR) if scratch is not None and group is None else None
-            start = download_state(storage.url, continues, Path(scratch)) if continues else None
+            start = continued_start(storage.url, trial, recipe, Path(scratch) if scratch and group is None else None)
             if start is not None:
                 # search --from-study: its steps before ``start`` were judged in the earlier study, so
                 # it has no rungs here; its value is the end of this budget, as every trial's.
@@ -352,7 +358,7 @@ def run_search(
     families = [f.name for f in space.families]
     named = named_families(settings.space.optimizers)  # their drops are announced as theirs (issue #14)
     interrupted = forced = False
-    with flag, view, group or nullcontext():
+    with flag, view, group or nullcontext(), scratch_files or nullcontext():
         try:
             while wait_for_place(storage, study, target, stopping, view.waiting):
                 enqueue_next_prediction(study, families, predict)
@@ -372,8 +378,6 @@ def run_search(
         interrupted = interrupted or flag.requested()
         if interrupted:
             requeue_interrupted(study, ran)
-    if scratch is not None:
-        shutil.rmtree(scratch, ignore_errors=True)
     return SearchOutcome(interrupted, len(ran), forced)
 
 

@@ -11,14 +11,13 @@ records what it continues (``records.CONTINUES_ATTR``) and only the steps it tra
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tunekit.errors import BadInput
-from tunekit.study.records import CONTINUES_ATTR, ORIGIN_ATTR, STABLE_ATTR, Origin, ranked
-from tunekit.study.stable_states import artifact_folder
+from tunekit.study.records import CONTINUES_ATTR, ORIGIN_ATTR, STABLE_ATTR, Origin, origin_of, ranked
+from tunekit.study.stable_states import has_state
 from tunekit.study.storage import peek_storage, study_names
 from tunekit.training.script import ScriptSpec
 
@@ -37,16 +36,10 @@ class Continuation:
 
 
 def continuations(
-    url: str,
-    earlier: str | None,
-    name: str,
-    script: ScriptSpec,
-    max_steps: int,
-    params: Mapping[str, Any],
-    devices: int = 1,
+    url: str, earlier: str | None, name: str, script: ScriptSpec, space: Any, devices: int = 1
 ) -> tuple[list[Continuation], list[str]]:
-    """The kept trials of study ``earlier`` that study ``name`` (``script``, ``max_steps``, its space's
-    ``params``, trials on ``devices``) can continue, best first, and a warning for each kept trial
+    """The kept trials of study ``earlier`` that study ``name`` (of ``script`` and the ``SpaceConfig``
+    ``space``, trials on ``devices``) can continue, best first, and a warning for each kept trial
     outside that space; nothing for no ``earlier``. Reads the storage without writing to it.
 
     Raises:
@@ -55,6 +48,7 @@ def continuations(
     """
     import optuna
 
+    from tunekit.search_spaces.space import SearchSpace
     from tunekit.study.settings import StudySettings
 
     if earlier is None:
@@ -63,7 +57,7 @@ def continuations(
         raise BadInput("--from-study continues its checkpoints on one device; run it with --devices 1.")
     if earlier == name:
         raise BadInput(f"--from-study names the study being run ('{name}'); give the earlier study's name.")
-    folder, storage = artifact_folder(url), peek_storage(url)
+    storage = peek_storage(url)
     if storage is None or earlier not in study_names(storage):
         raise BadInput(f"no study '{earlier}' in {url} to continue; check --from-study and --storage.")
     try:
@@ -77,12 +71,13 @@ def continuations(
             f"study '{earlier}' trained {_label(before.script)}, not {_label(script)}; its checkpoints fit only its "
             "own model and data, so --from-study needs a study of the same script and arguments."
         )
+    max_steps, params = space.max_steps, SearchSpace(space).params
     if before.space.max_steps >= max_steps:
         raise BadInput(
             f"study '{earlier}' trained {before.space.max_steps} steps per trial; --from-study continues it only at a "
             f"larger budget, so give --max-steps above {before.space.max_steps}."
         )
-    kept = [t for t in ranked(trials, before.minimize) if _file_kept(folder, t)]
+    kept = [t for t in ranked(trials, before.minimize) if has_state(url, t)]
     found, warnings = [], []
     for t in kept:
         outside = [f"{k} {v!r}" for k, v in t.params.items() if k not in params or not params[k].contains(v)]
@@ -102,6 +97,28 @@ def continuations(
     return found, warnings
 
 
+def continued_start(url: str, trial: Any, recipe: Any, into: Path | None) -> tuple[Path, int] | None:
+    """The checkpoint (downloaded to ``into``) and step that ``trial``, of ``recipe``, continues from.
+
+    None for a trial ``--from-study`` did not queue; also None, and said in the trial's origin
+    (``show``), when its state cannot be used: removed since (``KEEP_BEST``), no ``into`` (a
+    multi-device trial), or a decay that would start before the state's step.
+    """
+    from tunekit.study.stable_states import download_state
+    from tunekit.training.rung_plan import decay_start
+
+    continues = trial.user_attrs.get(CONTINUES_ATTR)
+    if not continues:
+        return None
+    start = download_state(url, continues, into) if into is not None else None
+    if start is not None and (decay_start(recipe) or 0) >= start[1]:
+        return start
+    origin = origin_of(trial) or Origin("continuation", continues["trial"], f"study {continues['study']}")
+    why = f"{origin.why}; its state could not be used here, so it trained from step 0"
+    trial.set_user_attr(ORIGIN_ATTR, replace(origin, why=why).to_dict())
+    return None
+
+
 def enqueue_continuations(study: Any, found: list[Continuation]) -> None:
     """Queue ``found`` in ``study`` (first, before any prediction), each once."""
     queued = {
@@ -110,11 +127,6 @@ def enqueue_continuations(study: Any, found: list[Continuation]) -> None:
     for c in found:
         if (c.record["study"], c.record["trial"]) not in queued:
             study.enqueue_trial(c.params, user_attrs={ORIGIN_ATTR: c.origin.to_dict(), CONTINUES_ATTR: c.record})
-
-
-def _file_kept(folder: Path | None, trial: Any) -> bool:
-    kept = trial.user_attrs.get(STABLE_ATTR)
-    return bool(kept) and folder is not None and (folder / kept["artifact_id"]).is_file()
 
 
 def _same_model(a: ScriptSpec, b: ScriptSpec) -> bool:

@@ -208,12 +208,13 @@ def requeue(study: Any, trial: Any, origin: Origin, system_attrs: dict | None = 
     """Queue ``trial``'s parameters again as a WAITING trial marked with ``origin``.
 
     The only place tunekit adds a trial by hand: interrupted trials (``resume`` retries them
-    first) and dead workers' trials (the heartbeat callback) both come back through here. A trial
-    that continued an earlier study's stable phase is queued to continue it again.
+    first) and dead workers' trials (the heartbeat callback) both come back through here. The
+    retry stays what the trial was: a family's predicted point (never pruned), or the continuation
+    of an earlier study's stable phase.
     """
     import optuna
 
-    carried = {CONTINUES_ATTR: trial.user_attrs[CONTINUES_ATTR]} if CONTINUES_ATTR in trial.user_attrs else {}
+    carried = {k: trial.user_attrs[k] for k in (PREDICTED_ATTR, CONTINUES_ATTR) if k in trial.user_attrs}
     study.add_trial(
         optuna.trial.create_trial(
             state=optuna.trial.TrialState.WAITING,

@@ -77,9 +77,9 @@ class Fidelity:
 
         Raises:
             BadInput: an unknown mode or ``budget_bound``, ``eta < 2``, ``min_steps`` outside
-                ``[1, max_steps]``, or ``min_steps``/``eta``/``budget_bound`` without a mode.
+                ``[1, max_steps]``, or ``min_steps``/``eta``/``budget_bound`` without ``sh``.
         """
-        if mode is None and (min_steps is not None or eta is not None or budget_bound is not None):
+        if mode in (None, "full") and (min_steps is not None or eta is not None or budget_bound is not None):
             raise BadInput(
                 "--min-steps, --eta and --budget-bound set the rungs of --fidelity sh; add --fidelity sh, or drop them."
             )

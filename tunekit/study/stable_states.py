@@ -56,6 +56,12 @@ def _kept(trial: Any) -> bool:
     return bool(trial.user_attrs.get(STABLE_ATTR)) and trial.values is not None
 
 
+def has_state(url: str, trial: Any) -> bool:
+    """Whether ``trial``'s stable-phase checkpoint is still on disk (``KEEP_BEST`` removes the others')."""
+    kept, folder = trial.user_attrs.get(STABLE_ATTR), artifact_folder(url)
+    return bool(kept) and folder is not None and (folder / kept["artifact_id"]).is_file()
+
+
 def fetch_stable_state(url: str, trial: Any, into: Path) -> tuple[Path, int] | None:
     """The trial's stable-phase checkpoint, downloaded to ``into``, and its step; None when it has none."""
     return download_state(url, trial.user_attrs.get(STABLE_ATTR), into)

@@ -135,21 +135,31 @@ def _check_sqlite_file(path: Path) -> set[str]:
 
 
 def peek_storage(url: str) -> Any | None:
-    """A storage to read what ``url`` already holds, writing nothing (Optuna's plain ``RDBStorage``:
-    ``open_storage`` switches SQLite to WAL); None when a SQLite file does not exist yet, holds no
-    Optuna tables or cannot be used (``open_storage`` says why), and for in-memory SQLite."""
-    import optuna
+    """A storage to read what ``url`` already holds, writing nothing; None when it holds no complete
+    Optuna schema (a SQLite file not created yet, an empty server database), cannot be used
+    (``open_storage`` says why), or is in-memory SQLite.
 
-    if is_sqlite(url):
-        path = sqlite_path(url)
-        try:
-            if path is None or not _check_sqlite_file(path) & OPTUNA_TABLES:
-                return None
-        except BadInput:
-            return None
+    Optuna's ``RDBStorage`` creates missing tables and records its version when they are absent,
+    so it is opened only on a database that has them all, without table creation; ``open_storage``
+    also switches SQLite to WAL, which this does not.
+    """
+    import optuna
+    import sqlalchemy
+
     try:
-        return optuna.storages.RDBStorage(url)
-    except Exception:  # noqa: BLE001 - a server that cannot be reached, another schema: open_storage says which
+        if is_sqlite(url):
+            path = sqlite_path(url)
+            tables = set() if path is None else _check_sqlite_file(path)
+        else:
+            engine = sqlalchemy.create_engine(url)
+            try:
+                tables = set(sqlalchemy.inspect(engine).get_table_names())
+            finally:
+                engine.dispose()
+        if not OPTUNA_TABLES <= tables:
+            return None
+        return optuna.storages.RDBStorage(url, skip_table_creation=True)
+    except Exception:  # noqa: BLE001 - a damaged file, a server that cannot be reached: open_storage says which
         return None
 
 
