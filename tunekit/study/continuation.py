@@ -111,8 +111,10 @@ def continued_start(url: str, trial: Any, recipe: Any, into: Path | None) -> tup
     if not continues:
         return None
     start = download_state(url, continues, into) if into is not None else None
-    if start is not None and (decay_start(recipe) or 0) >= start[1]:
-        return start
+    if start is not None:
+        if (decay_start(recipe) or 0) >= start[1]:
+            return start
+        start[0].unlink()  # its decay would start before the state was saved
     origin = origin_of(trial) or Origin("continuation", continues["trial"], f"study {continues['study']}")
     why = f"{origin.why}; its state could not be used here, so it trained from step 0"
     trial.set_user_attr(ORIGIN_ATTR, replace(origin, why=why).to_dict())

@@ -46,7 +46,7 @@ def keep_stable_state(url: str, study: Any, trial: Any, checkpoint: Path, step: 
     artifact = optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(checkpoint), study_or_trial=trial)
     trial.set_user_attr(STABLE_ATTR, {"artifact_id": artifact, "step": step})
     for _, _, pushed_out in kept[KEEP_BEST - 1 :]:
-        # Its trial's record stays, and fetch_stable_state then finds no file. Trials pushed out
+        # Its trial's record stays, and download_state then finds no file. Trials pushed out
         # before (or by another worker) have none to remove.
         with contextlib.suppress(optuna.artifacts.exceptions.ArtifactNotFound):
             store.remove(pushed_out)
@@ -60,11 +60,6 @@ def has_state(url: str, trial: Any) -> bool:
     """Whether ``trial``'s stable-phase checkpoint is still on disk (``KEEP_BEST`` removes the others')."""
     kept, folder = trial.user_attrs.get(STABLE_ATTR), artifact_folder(url)
     return bool(kept) and folder is not None and (folder / kept["artifact_id"]).is_file()
-
-
-def fetch_stable_state(url: str, trial: Any, into: Path) -> tuple[Path, int] | None:
-    """The trial's stable-phase checkpoint, downloaded to ``into``, and its step; None when it has none."""
-    return download_state(url, trial.user_attrs.get(STABLE_ATTR), into)
 
 
 def download_state(url: str, kept: dict | None, into: Path) -> tuple[Path, int] | None:
@@ -104,7 +99,7 @@ def stable_start(url: str, recipe: Any, max_steps: int, into: Path) -> tuple[Pat
         return None
     trials = load_existing_study(storage, result["study"]).get_trials(deepcopy=False)
     kept = [t for t in trials if t.number == result["trial"]]
-    found = fetch_stable_state(url, kept[0], into) if kept else None
+    found = download_state(url, kept[0].user_attrs.get(STABLE_ATTR), into) if kept else None
     if found is None or decay_start(recipe.with_training(max_steps=max_steps)) < found[1]:
         return None
     return found[0], found[1], result["trial"]
